@@ -1,0 +1,84 @@
+//! The I/O-free core of the `mtls` workspace: who is calling, proven by certificate.
+//!
+//! `mtls-core` turns a client certificate that the TLS stack has *already verified* into a
+//! [`ClientIdentity`] (parsed once per connection), and decides with a [`Policy`] whether that
+//! identity may do something, with a [`DenyReason`] that names the rule that failed. It also has the
+//! name types policies are made of: [`DnsPattern`], [`SpiffeId`] / [`TrustDomain`],
+//! [`IpNetwork`], [`EmailPattern`], [`Oid`], [`Fingerprint`], [`SerialNumber`].
+//!
+//! It does no networking and no certificate *verification*: pair it with `mtls-tower`, which
+//! serves mutual TLS with rustls, injects the identity into every request and enforces policies.
+//!
+//! ```
+//! use mtls_core::testing::TestPki;
+//! use mtls_core::{ClientIdentity, Decision, DenyKind, Policy};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let pki = TestPki::new(); // feature `testing`: a throwaway PKI
+//! let cert = pki.ca.leaf().dns("billing.svc.internal").build();
+//!
+//! // Once per connection, from the verified chain (leaf first):
+//! let identity = ClientIdentity::from_der_chain(cert.chain())?;
+//!
+//! // Once at start-up:
+//! let policy = Policy::san_dns("*.svc.internal")?.and(Policy::eku("clientAuth")?);
+//!
+//! // Per request:
+//! assert_eq!(policy.evaluate(&identity), Decision::Allow);
+//!
+//! let other = pki.ca.leaf().dns("web.public.example").build().identity();
+//! let decision = policy.evaluate(&other);
+//! assert_eq!(decision.deny_reason().unwrap().kind(), DenyKind::NoMatch);
+//! # Ok(()) }
+//! ```
+//!
+//! # Features
+//! - `serde`: `Policy` implements `Deserialize`, to load policies from TOML, JSON, YAML, ...
+//! - `testing`: [`testing`], a small rcgen-based test PKI for your own tests.
+
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+pub mod dns;
+pub mod email;
+pub mod fingerprint;
+pub mod identity;
+pub mod ip;
+pub mod name;
+pub mod oid;
+pub mod policy;
+pub mod spiffe;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use dns::{normalize_dns_name, DnsPattern, DnsPatternError, DnsPatternErrorKind};
+pub use email::{EmailPattern, EmailPatternError};
+pub use fingerprint::{Fingerprint, HexValueError, SerialNumber};
+pub use identity::{
+    BasicConstraints, ClientIdentity, Extension, IdentityError, KeyUsage, OtherName,
+};
+pub use ip::{IpNetwork, IpNetworkError};
+pub use name::{AttributeValue, DistinguishedName, NameAttribute, NameError};
+pub use oid::{Oid, OidError};
+pub use policy::{Decision, DenyKind, DenyReason, Policy, PolicyError, ValueError};
+pub use spiffe::{SpiffeId, SpiffeIdError, SpiffeIdErrorKind, TrustDomain};
+
+/// The certificate types this crate takes, re-exported so callers need not name the crate.
+pub use rustls_pki_types::CertificateDer;
+
+/// Shortens user input quoted in an error message, on a character boundary.
+pub(crate) fn truncate_for_display(s: &str) -> String {
+    const MAX: usize = 100;
+    if s.len() <= MAX {
+        return s.to_owned();
+    }
+    let mut end = MAX;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} bytes)", &s[..end], s.len())
+}
+
+/// The workspace README's Rust examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

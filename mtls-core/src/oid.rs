@@ -1,0 +1,333 @@
+//! Object identifiers in dotted-decimal form, with names for the well-known ones.
+//!
+//! ```
+//! use mtls_core::Oid;
+//!
+//! let eku = Oid::parse("1.3.6.1.5.5.7.3.2").unwrap();
+//! assert_eq!(eku, Oid::CLIENT_AUTH);
+//! assert_eq!(eku.name(), Some("clientAuth"));
+//! // Well-known names are accepted where an OID is expected.
+//! assert_eq!(Oid::parse_name_or_dotted("clientAuth").unwrap(), Oid::CLIENT_AUTH);
+//! assert!(Oid::parse("1.2.03").is_err()); // leading zero: not canonical
+//! ```
+
+use std::borrow::Cow;
+use std::fmt;
+use std::str::FromStr;
+
+/// An ASN.1 object identifier in canonical dotted-decimal form (`"2.5.4.3"`).
+///
+/// Comparison is on the canonical text, so two `Oid`s are equal exactly when they name the same
+/// object. Construct with [`Oid::parse`] (strict: no leading zeros, at least two arcs, a first arc of
+/// 0, 1 or 2) or use the constants for well-known identifiers.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Oid(Cow<'static, str>);
+
+/// Why a string is not an object identifier.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid OID {input:?}: {reason}")]
+pub struct OidError {
+    input: String,
+    reason: &'static str,
+}
+
+impl OidError {
+    fn new(input: &str, reason: &'static str) -> Self {
+        OidError {
+            input: crate::truncate_for_display(input),
+            reason,
+        }
+    }
+
+    /// The text that failed to parse (shortened when very long).
+    pub fn input(&self) -> &str {
+        &self.input
+    }
+}
+
+/// Short names of well-known OIDs: attribute types, extended key usages, extensions.
+///
+/// The attribute short names are those of RFC 4514 §3 plus the ones OpenSSL and Go print.
+const KNOWN: &[(&str, &str)] = &[
+    // Attribute types (RFC 4514 §3, RFC 4519).
+    ("CN", "2.5.4.3"),
+    ("SN", "2.5.4.4"),
+    ("serialNumber", "2.5.4.5"),
+    ("C", "2.5.4.6"),
+    ("L", "2.5.4.7"),
+    ("ST", "2.5.4.8"),
+    ("STREET", "2.5.4.9"),
+    ("O", "2.5.4.10"),
+    ("OU", "2.5.4.11"),
+    ("title", "2.5.4.12"),
+    ("postalCode", "2.5.4.17"),
+    ("GN", "2.5.4.42"),
+    ("initials", "2.5.4.43"),
+    ("generationQualifier", "2.5.4.44"),
+    ("dnQualifier", "2.5.4.46"),
+    ("pseudonym", "2.5.4.65"),
+    ("organizationIdentifier", "2.5.4.97"),
+    ("DC", "0.9.2342.19200300.100.1.25"),
+    ("UID", "0.9.2342.19200300.100.1.1"),
+    ("emailAddress", "1.2.840.113549.1.9.1"),
+    // Extended key usages (RFC 5280 §4.2.1.12).
+    ("anyExtendedKeyUsage", "2.5.29.37.0"),
+    ("serverAuth", "1.3.6.1.5.5.7.3.1"),
+    ("clientAuth", "1.3.6.1.5.5.7.3.2"),
+    ("codeSigning", "1.3.6.1.5.5.7.3.3"),
+    ("emailProtection", "1.3.6.1.5.5.7.3.4"),
+    ("timeStamping", "1.3.6.1.5.5.7.3.8"),
+    ("OCSPSigning", "1.3.6.1.5.5.7.3.9"),
+    // Certificate extensions (RFC 5280 §4.2).
+    ("subjectKeyIdentifier", "2.5.29.14"),
+    ("keyUsage", "2.5.29.15"),
+    ("subjectAltName", "2.5.29.17"),
+    ("issuerAltName", "2.5.29.18"),
+    ("basicConstraints", "2.5.29.19"),
+    ("nameConstraints", "2.5.29.30"),
+    ("cRLDistributionPoints", "2.5.29.31"),
+    ("certificatePolicies", "2.5.29.32"),
+    ("authorityKeyIdentifier", "2.5.29.35"),
+    ("extKeyUsage", "2.5.29.37"),
+    ("authorityInfoAccess", "1.3.6.1.5.5.7.1.1"),
+    // Certificate policy identifiers that are common enough to be named.
+    ("anyPolicy", "2.5.29.32.0"),
+];
+
+impl Oid {
+    /// `commonName` (2.5.4.3).
+    pub const COMMON_NAME: Oid = Oid::from_static("2.5.4.3");
+    /// `serialNumber` attribute (2.5.4.5), not to be confused with the certificate serial.
+    pub const SERIAL_NUMBER: Oid = Oid::from_static("2.5.4.5");
+    /// `countryName` (2.5.4.6).
+    pub const COUNTRY: Oid = Oid::from_static("2.5.4.6");
+    /// `localityName` (2.5.4.7).
+    pub const LOCALITY: Oid = Oid::from_static("2.5.4.7");
+    /// `stateOrProvinceName` (2.5.4.8).
+    pub const STATE_OR_PROVINCE: Oid = Oid::from_static("2.5.4.8");
+    /// `organizationName` (2.5.4.10).
+    pub const ORGANIZATION: Oid = Oid::from_static("2.5.4.10");
+    /// `organizationalUnitName` (2.5.4.11).
+    pub const ORGANIZATIONAL_UNIT: Oid = Oid::from_static("2.5.4.11");
+    /// `emailAddress` (1.2.840.113549.1.9.1), the PKCS #9 attribute.
+    pub const EMAIL_ADDRESS: Oid = Oid::from_static("1.2.840.113549.1.9.1");
+    /// `domainComponent` (0.9.2342.19200300.100.1.25).
+    pub const DOMAIN_COMPONENT: Oid = Oid::from_static("0.9.2342.19200300.100.1.25");
+    /// `userId` (0.9.2342.19200300.100.1.1).
+    pub const USER_ID: Oid = Oid::from_static("0.9.2342.19200300.100.1.1");
+
+    /// Extended key usage `id-kp-serverAuth`.
+    pub const SERVER_AUTH: Oid = Oid::from_static("1.3.6.1.5.5.7.3.1");
+    /// Extended key usage `id-kp-clientAuth`.
+    pub const CLIENT_AUTH: Oid = Oid::from_static("1.3.6.1.5.5.7.3.2");
+    /// Extended key usage `id-kp-codeSigning`.
+    pub const CODE_SIGNING: Oid = Oid::from_static("1.3.6.1.5.5.7.3.3");
+    /// Extended key usage `id-kp-emailProtection`.
+    pub const EMAIL_PROTECTION: Oid = Oid::from_static("1.3.6.1.5.5.7.3.4");
+    /// Extended key usage `id-kp-timeStamping`.
+    pub const TIME_STAMPING: Oid = Oid::from_static("1.3.6.1.5.5.7.3.8");
+    /// Extended key usage `id-kp-OCSPSigning`.
+    pub const OCSP_SIGNING: Oid = Oid::from_static("1.3.6.1.5.5.7.3.9");
+    /// `anyExtendedKeyUsage`.
+    pub const ANY_EXTENDED_KEY_USAGE: Oid = Oid::from_static("2.5.29.37.0");
+
+    /// A constant OID. The text must already be canonical dotted decimal; this is checked by the
+    /// unit tests for every constant this crate defines, and is not public so that users cannot
+    /// build a non-canonical `Oid`.
+    const fn from_static(dotted: &'static str) -> Oid {
+        Oid(Cow::Borrowed(dotted))
+    }
+
+    /// Parses a dotted-decimal OID such as `"1.3.6.1.5.5.7.3.2"`.
+    ///
+    /// Strict: at least two arcs, first arc 0, 1 or 2, second arc below 40 when the first is 0 or 1,
+    /// decimal digits only, no leading zeros, no empty arcs. Names are not accepted here; see
+    /// [`Oid::parse_name_or_dotted`].
+    pub fn parse(s: &str) -> Result<Oid, OidError> {
+        if s.is_empty() {
+            return Err(OidError::new(s, "empty"));
+        }
+        let mut arcs = 0usize;
+        let mut first = 0u8;
+        for (i, arc) in s.split('.').enumerate() {
+            if arc.is_empty() {
+                return Err(OidError::new(
+                    s,
+                    "empty arc (two dots, or a dot at either end)",
+                ));
+            }
+            if !arc.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(OidError::new(
+                    s,
+                    "arcs must be decimal numbers separated by dots",
+                ));
+            }
+            if arc.len() > 1 && arc.starts_with('0') {
+                return Err(OidError::new(s, "an arc has a leading zero"));
+            }
+            match i {
+                0 => {
+                    first = match arc {
+                        "0" => 0,
+                        "1" => 1,
+                        "2" => 2,
+                        _ => return Err(OidError::new(s, "the first arc must be 0, 1 or 2")),
+                    }
+                }
+                1 if first < 2
+                    && (arc.len() > 2 || arc.parse::<u8>().map_or(true, |v| v >= 40)) =>
+                {
+                    return Err(OidError::new(
+                        s,
+                        "the second arc must be below 40 when the first is 0 or 1",
+                    ))
+                }
+                _ => {}
+            }
+            arcs += 1;
+        }
+        if arcs < 2 {
+            return Err(OidError::new(s, "an OID has at least two arcs"));
+        }
+        Ok(Oid(Cow::Owned(s.to_owned())))
+    }
+
+    /// Parses either a well-known short name (`"clientAuth"`, `"CN"`, `"OU"`, `"emailAddress"`,
+    /// ...; case-insensitive) or a dotted-decimal OID.
+    pub fn parse_name_or_dotted(s: &str) -> Result<Oid, OidError> {
+        if let Some(oid) = Oid::from_name(s) {
+            return Ok(oid);
+        }
+        if s.starts_with(|c: char| c.is_ascii_digit()) {
+            return Oid::parse(s);
+        }
+        Err(OidError::new(
+            s,
+            "not a dotted-decimal OID nor a known name (such as clientAuth, serverAuth, CN, O, OU, C, L, ST, emailAddress, serialNumber)",
+        ))
+    }
+
+    /// The OID for a well-known short name (case-insensitive), if there is one.
+    pub fn from_name(name: &str) -> Option<Oid> {
+        KNOWN
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, dotted)| Oid::from_static(dotted))
+    }
+
+    /// The well-known short name of this OID (`"CN"`, `"clientAuth"`, ...), if it has one.
+    pub fn name(&self) -> Option<&'static str> {
+        KNOWN
+            .iter()
+            .find(|(_, dotted)| *dotted == self.as_str())
+            .map(|(n, _)| *n)
+    }
+
+    /// The dotted-decimal text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Converts an OID as parsed by x509-parser. Its text is canonical by construction.
+    pub(crate) fn from_der_oid(oid: &x509_parser::der_parser::oid::Oid<'_>) -> Oid {
+        Oid(Cow::Owned(oid.to_id_string()))
+    }
+}
+
+impl fmt::Display for Oid {
+    /// The dotted-decimal form; use [`Oid::name`] for the short name.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for Oid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.name() {
+            Some(name) => write!(f, "Oid({} {name})", self.0),
+            None => write!(f, "Oid({})", self.0),
+        }
+    }
+}
+
+impl FromStr for Oid {
+    type Err = OidError;
+
+    /// Same as [`Oid::parse_name_or_dotted`].
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Oid::parse_name_or_dotted(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_known_name_is_canonical_dotted_decimal() {
+        for (name, dotted) in KNOWN {
+            assert_eq!(Oid::parse(dotted).unwrap().as_str(), *dotted, "{name}");
+        }
+    }
+
+    #[test]
+    fn constants_are_canonical() {
+        for oid in [
+            Oid::COMMON_NAME,
+            Oid::CLIENT_AUTH,
+            Oid::SERVER_AUTH,
+            Oid::EMAIL_ADDRESS,
+            Oid::DOMAIN_COMPONENT,
+            Oid::ANY_EXTENDED_KEY_USAGE,
+        ] {
+            assert_eq!(Oid::parse(oid.as_str()).unwrap(), oid);
+        }
+    }
+
+    #[test]
+    fn names_are_case_insensitive() {
+        assert_eq!(Oid::from_name("CLIENTAUTH"), Some(Oid::CLIENT_AUTH));
+        assert_eq!(Oid::from_name("ou"), Some(Oid::ORGANIZATIONAL_UNIT));
+    }
+
+    #[test]
+    fn rejects_leading_zero_arcs() {
+        assert!(Oid::parse("1.02.3").is_err());
+        assert!(Oid::parse("1.0.3").is_ok());
+    }
+
+    #[test]
+    fn rejects_single_arc_and_empty_arcs() {
+        for bad in ["", "1", "1.", ".1.2", "1..2", "1.2.", " 1.2", "1.2 "] {
+            assert!(Oid::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn rejects_first_arc_above_two_and_large_second_arc_under_zero_or_one() {
+        assert!(Oid::parse("3.1").is_err());
+        assert!(Oid::parse("1.40").is_err());
+        assert!(Oid::parse("0.39").is_ok());
+        assert!(Oid::parse("2.999").is_ok());
+    }
+
+    #[test]
+    fn accepts_arcs_beyond_u64() {
+        let big = "2.25.329800735698586629295641978511506172918";
+        assert_eq!(Oid::parse(big).unwrap().as_str(), big);
+    }
+
+    #[test]
+    fn unknown_name_is_an_error_that_lists_known_names() {
+        let err = Oid::parse_name_or_dotted("clientAuthentication").unwrap_err();
+        assert!(err.to_string().contains("clientAuth"), "{err}");
+    }
+
+    #[test]
+    fn debug_shows_the_name() {
+        assert_eq!(
+            format!("{:?}", Oid::CLIENT_AUTH),
+            "Oid(1.3.6.1.5.5.7.3.2 clientAuth)"
+        );
+    }
+}

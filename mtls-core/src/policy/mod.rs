@@ -1,0 +1,835 @@
+//! Authorization policies over a [`ClientIdentity`]: leaf rules for every identity field,
+//! combined with [`all`](Policy::all), [`any`](Policy::any) and [`not`](Policy::not), evaluated to
+//! a [`Decision`] whose denial says which rule failed.
+//!
+//! ```
+//! use mtls_core::testing::TestCa;
+//! use mtls_core::{Decision, Policy};
+//!
+//! # fn main() -> Result<(), mtls_core::PolicyError> {
+//! let policy = Policy::all([
+//!     Policy::trust_domain("prod.example")?,
+//!     Policy::any([
+//!         Policy::spiffe_id("spiffe://prod.example/ns/billing/sa/api")?,
+//!         Policy::san_dns("*.ops.internal")?,
+//!     ])?,
+//!     Policy::not(Policy::ou("contractors")?),
+//! ])?;
+//!
+//! let ca = TestCa::new("Example CA");
+//! let billing = ca.leaf().spiffe("spiffe://prod.example/ns/billing/sa/api").build().identity();
+//! assert!(policy.evaluate(&billing).is_allow());
+//!
+//! let other = ca.leaf().spiffe("spiffe://prod.example/ns/web/sa/frontend").build().identity();
+//! let Decision::Deny(reason) = policy.evaluate(&other) else { panic!("must deny") };
+//! // The reason is for logs, never for the client.
+//! assert!(reason.to_string().contains("any("), "{reason}");
+//! # Ok(()) }
+//! ```
+//!
+//! # Rules
+//! Each rule has a key, the same in code, in configuration files (feature `serde`) and in
+//! `#[require_cert(..)]`. A leaf rule matches when *any* of the certificate's values of that kind
+//! matches; a certificate without such a value never matches (a missing attribute is never `""`).
+//!
+//! | key | value | matches when |
+//! |---|---|---|
+//! | `san` | DNS pattern (`svc.internal`, `*.svc.internal`) | a DNS SAN matches ([`DnsPattern`]) |
+//! | `uri` | URI | a URI SAN equals it exactly |
+//! | `uri_prefix` | text | a URI SAN starts with it (raw string prefix) |
+//! | `spiffe` | SPIFFE ID | the SPIFFE ID equals it |
+//! | `trust_domain` | trust domain | the SPIFFE ID is in that trust domain |
+//! | `spiffe_path_prefix` | path (`/ns/billing`) | the SPIFFE ID path starts with it, by whole segments |
+//! | `ip` | address or CIDR | an IP SAN lies in it ([`IpNetwork`]) |
+//! | `email` | `user@domain` or `@domain` | an email SAN matches ([`EmailPattern`]) |
+//! | `cn`, `o`, `ou` | text | a subject CN / O / OU equals it |
+//! | `subject` | `ATTR=value` (`L=Paris`, `2.5.4.5=1234`) | a subject attribute equals it |
+//! | `issuer` | RFC 4514 DN (`CN=Issuing CA,O=Example`) | the issuer DN equals it |
+//! | `issuer_cn` | text | an issuer CN equals it |
+//! | `eku` | `clientAuth`, ... or OID | the EKU extension lists it |
+//! | `oid` | OID, or `OID=hex` | the extension is present (with exactly that value) |
+//! | `cert_policy` | OID | the certificate policies extension lists it |
+//! | `fingerprint` | `sha256:<64 hex>` | the leaf's SHA-256 fingerprint equals it |
+//! | `serial` | hex | the serial number equals it |
+//!
+//! Text comparisons are exact and case-sensitive, except DNS names and email domains (ASCII
+//! case-insensitive, as DNS is).
+//!
+//! # Cost
+//! [`Policy::evaluate`] does not allocate when it allows. An `any` of exact values (DNS names,
+//! wildcard DNS patterns, SPIFFE IDs, trust domains, URIs, emails, subject attributes,
+//! fingerprints, serials) is compiled into hash sets when the policy is built, so an allowlist of
+//! 10,000 entries costs about what a list of 10 does. Denials allocate a [`DenyReason`].
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::dns::{DnsPattern, DnsPatternError};
+use crate::email::{EmailPattern, EmailPatternError};
+use crate::fingerprint::{Fingerprint, HexValueError, SerialNumber};
+use crate::identity::ClientIdentity;
+use crate::ip::{IpNetwork, IpNetworkError};
+use crate::name::{parse_rfc4514, NameError};
+use crate::oid::{Oid, OidError};
+use crate::spiffe::{SpiffeId, SpiffeIdError, TrustDomain};
+
+#[cfg(feature = "serde")]
+mod de;
+mod eval;
+
+use eval::AnyIndex;
+
+/// A compiled authorization policy over client certificate identities.
+///
+/// Cheap to clone (an `Arc`), `Send + Sync`, immutable once built. There is no empty policy: every
+/// constructor either makes at least one rule or returns an error, so a policy can never allow
+/// everything by accident.
+#[derive(Clone)]
+pub struct Policy {
+    root: Arc<Node>,
+}
+
+/// The outcome of [`Policy::evaluate`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use = "a decision that is not checked authorizes nothing"]
+pub enum Decision {
+    /// The identity satisfies the policy.
+    Allow,
+    /// The identity does not satisfy the policy, and why. The reason is for logs: it names policy
+    /// rules and must never be sent to the client.
+    Deny(DenyReason),
+}
+
+impl Decision {
+    /// Whether this is [`Decision::Allow`].
+    pub fn is_allow(&self) -> bool {
+        matches!(self, Decision::Allow)
+    }
+
+    /// Whether this is [`Decision::Deny`].
+    pub fn is_deny(&self) -> bool {
+        !self.is_allow()
+    }
+
+    /// The denial reason, when denied.
+    pub fn deny_reason(&self) -> Option<&DenyReason> {
+        match self {
+            Decision::Allow => None,
+            Decision::Deny(r) => Some(r),
+        }
+    }
+}
+
+/// Why a policy denied an identity: the rule that failed, in policy syntax, and how it failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DenyReason {
+    rule: String,
+    kind: DenyKind,
+    field: &'static str,
+}
+
+/// How a rule failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DenyKind {
+    /// The certificate has values of the rule's kind, and none matched.
+    NoMatch,
+    /// The certificate has no value of the rule's kind at all (no DNS SAN, no SPIFFE ID, ...).
+    Missing,
+    /// None of the alternatives of an `any(..)` matched.
+    NoAlternativeMatched,
+    /// The rule inside a `not(..)` matched.
+    ExcludedMatched,
+}
+
+impl DenyReason {
+    /// The failed rule in policy syntax, such as `san = "*.ops.internal"` or `any(...)` (long
+    /// lists are shortened).
+    pub fn rule(&self) -> &str {
+        &self.rule
+    }
+
+    /// How the rule failed.
+    pub fn kind(&self) -> DenyKind {
+        self.kind
+    }
+}
+
+impl fmt::Display for DenyReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            DenyKind::NoMatch => write!(
+                f,
+                "{}: no {} in the certificate matched",
+                self.rule, self.field
+            ),
+            DenyKind::Missing => write!(f, "{}: the certificate has no {}", self.rule, self.field),
+            DenyKind::NoAlternativeMatched => {
+                write!(f, "{}: none of the alternatives matched", self.rule)
+            }
+            DenyKind::ExcludedMatched => write!(f, "{}: the excluded rule matched", self.rule),
+        }
+    }
+}
+
+/// Why a policy could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PolicyError {
+    /// `any()` or `all()` with no rules. An empty `all` would allow everyone, an empty `any` no one;
+    /// neither is ever what the author meant.
+    #[error("`{combinator}()` needs at least one rule; an empty {combinator} is refused rather than read as allow-all or deny-all")]
+    Empty {
+        /// `"any"`, `"all"`, or `"policy"` for a configuration with no rules.
+        combinator: &'static str,
+    },
+    /// A key that names no rule.
+    #[error("unknown policy key `{key}`; expected one of: {}", KEYS.join(", "))]
+    UnknownKey {
+        /// The key as written.
+        key: String,
+    },
+    /// A key's value is not valid for it.
+    #[error("invalid value for `{key}`: {source}")]
+    InvalidValue {
+        /// The rule key.
+        key: &'static str,
+        /// What is wrong with the value.
+        source: ValueError,
+    },
+}
+
+/// What is wrong with a rule's value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ValueError {
+    /// Not a DNS pattern.
+    #[error(transparent)]
+    Dns(#[from] DnsPatternError),
+    /// Not a SPIFFE ID, trust domain or SPIFFE path.
+    #[error(transparent)]
+    Spiffe(#[from] SpiffeIdError),
+    /// Not an IP address or network.
+    #[error(transparent)]
+    Ip(#[from] IpNetworkError),
+    /// Not an email pattern.
+    #[error(transparent)]
+    Email(#[from] EmailPatternError),
+    /// Not an OID or known name.
+    #[error(transparent)]
+    Oid(#[from] OidError),
+    /// Not a fingerprint or serial number.
+    #[error(transparent)]
+    Hex(#[from] HexValueError),
+    /// Not an RFC 4514 distinguished name.
+    #[error(transparent)]
+    Name(#[from] NameError),
+    /// Anything else, said in words.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Every rule key, in documentation order.
+pub const KEYS: &[&str] = &[
+    "san",
+    "uri",
+    "uri_prefix",
+    "spiffe",
+    "trust_domain",
+    "spiffe_path_prefix",
+    "ip",
+    "email",
+    "cn",
+    "o",
+    "ou",
+    "subject",
+    "issuer",
+    "issuer_cn",
+    "eku",
+    "oid",
+    "cert_policy",
+    "fingerprint",
+    "serial",
+];
+
+/// A leaf rule.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) enum Rule {
+    DnsSan(DnsPattern),
+    Uri(Box<str>),
+    UriPrefix(Box<str>),
+    SpiffeId(SpiffeId),
+    TrustDomain(TrustDomain),
+    SpiffePathPrefix(Box<str>),
+    Ip(IpNetwork),
+    Email(EmailPattern),
+    Subject {
+        oid: Oid,
+        value: Box<str>,
+    },
+    IssuerAttr {
+        oid: Oid,
+        value: Box<str>,
+    },
+    IssuerDn {
+        text: Box<str>,
+        rdns: Vec<Vec<(Oid, String)>>,
+    },
+    Eku(Oid),
+    Extension {
+        oid: Oid,
+        value: Option<Box<[u8]>>,
+    },
+    CertPolicy(Oid),
+    Fingerprint(Fingerprint),
+    Serial(SerialNumber),
+}
+
+#[derive(Clone)]
+pub(crate) enum Node {
+    Rule(Rule),
+    All(Vec<Node>),
+    Any(Box<AnyNode>),
+    Not(Box<Node>),
+}
+
+#[derive(Clone)]
+pub(crate) struct AnyNode {
+    /// The alternatives as written (flattened), for display and explanations.
+    members: Vec<Node>,
+    /// Exact-valued leaf alternatives, compiled into hash sets.
+    index: AnyIndex,
+    /// Positions in `members` of the alternatives the index does not cover.
+    rest: Vec<usize>,
+}
+
+impl PartialEq for Node {
+    fn eq(&self, other: &Node) -> bool {
+        match (self, other) {
+            (Node::Rule(a), Node::Rule(b)) => a == b,
+            (Node::All(a), Node::All(b)) => a == b,
+            (Node::Any(a), Node::Any(b)) => a.members == b.members,
+            (Node::Not(a), Node::Not(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl PartialEq for Policy {
+    /// Structural equality: the same rules in the same arrangement (after flattening nested
+    /// `any`/`all` and removing double negation).
+    fn eq(&self, other: &Policy) -> bool {
+        self.root == other.root
+    }
+}
+
+impl Eq for Policy {}
+
+fn invalid(key: &'static str, source: impl Into<ValueError>) -> PolicyError {
+    PolicyError::InvalidValue {
+        key,
+        source: source.into(),
+    }
+}
+
+fn non_empty<'a>(key: &'static str, value: &'a str) -> Result<&'a str, PolicyError> {
+    if value.is_empty() {
+        // A certificate without the attribute must not be confused with one that has it empty, and
+        // an empty value in a policy is almost always a templating mistake.
+        return Err(invalid(key, ValueError::Other("the value is empty".into())));
+    }
+    Ok(value)
+}
+
+impl Policy {
+    fn from_node(node: Node) -> Policy {
+        Policy {
+            root: Arc::new(node),
+        }
+    }
+
+    fn from_rule(rule: Rule) -> Policy {
+        Policy::from_node(Node::Rule(rule))
+    }
+
+    /// Builds one leaf rule from its key and textual value: the single parser behind the
+    /// constructors below, configuration files and `#[require_cert(..)]`.
+    ///
+    /// ```
+    /// use mtls_core::Policy;
+    /// assert_eq!(Policy::rule("san", "*.internal").unwrap(), Policy::san_dns("*.internal").unwrap());
+    /// assert!(Policy::rule("sna", "x").unwrap_err().to_string().contains("unknown policy key"));
+    /// ```
+    pub fn rule(key: &str, value: &str) -> Result<Policy, PolicyError> {
+        let rule = match key {
+            "san" => Rule::DnsSan(DnsPattern::parse(value).map_err(|e| invalid("san", e))?),
+            "uri" => Rule::Uri(non_empty("uri", value)?.into()),
+            "uri_prefix" => Rule::UriPrefix(non_empty("uri_prefix", value)?.into()),
+            "spiffe" => Rule::SpiffeId(SpiffeId::parse(value).map_err(|e| invalid("spiffe", e))?),
+            "trust_domain" => Rule::TrustDomain(
+                TrustDomain::parse(value).map_err(|e| invalid("trust_domain", e))?,
+            ),
+            "spiffe_path_prefix" => {
+                if value.is_empty() || value == "/" {
+                    return Err(invalid(
+                        "spiffe_path_prefix",
+                        ValueError::Other(
+                            "an empty prefix matches every SPIFFE ID; use `trust_domain` to admit a whole trust domain".into(),
+                        ),
+                    ));
+                }
+                SpiffeId::validate_path(value).map_err(|e| invalid("spiffe_path_prefix", e))?;
+                Rule::SpiffePathPrefix(value.into())
+            }
+            "ip" => Rule::Ip(IpNetwork::parse(value).map_err(|e| invalid("ip", e))?),
+            "email" => Rule::Email(EmailPattern::parse(value).map_err(|e| invalid("email", e))?),
+            "cn" => Rule::Subject {
+                oid: Oid::COMMON_NAME,
+                value: non_empty("cn", value)?.into(),
+            },
+            "o" => Rule::Subject {
+                oid: Oid::ORGANIZATION,
+                value: non_empty("o", value)?.into(),
+            },
+            "ou" => Rule::Subject {
+                oid: Oid::ORGANIZATIONAL_UNIT,
+                value: non_empty("ou", value)?.into(),
+            },
+            "subject" => {
+                let (attr, v) = value.split_once('=').ok_or_else(|| {
+                    invalid(
+                        "subject",
+                        ValueError::Other(format!(
+                            "expected `ATTRIBUTE=value` (such as `L=Paris` or `2.5.4.5=1234`), got {value:?}"
+                        )),
+                    )
+                })?;
+                Rule::Subject {
+                    oid: Oid::parse_name_or_dotted(attr.trim()).map_err(|e| invalid("subject", e))?,
+                    value: non_empty("subject", v)?.into(),
+                }
+            }
+            "issuer" => Rule::IssuerDn {
+                rdns: parse_rfc4514(value).map_err(|e| invalid("issuer", e))?,
+                text: value.into(),
+            },
+            "issuer_cn" => Rule::IssuerAttr {
+                oid: Oid::COMMON_NAME,
+                value: non_empty("issuer_cn", value)?.into(),
+            },
+            "eku" => Rule::Eku(Oid::parse_name_or_dotted(value).map_err(|e| invalid("eku", e))?),
+            "oid" => match value.split_once('=') {
+                None => Rule::Extension {
+                    oid: Oid::parse_name_or_dotted(value).map_err(|e| invalid("oid", e))?,
+                    value: None,
+                },
+                Some((oid, hex)) => Rule::Extension {
+                    oid: Oid::parse_name_or_dotted(oid).map_err(|e| invalid("oid", e))?,
+                    value: Some(
+                        crate::fingerprint::parse_hex_bytes(hex)
+                            .ok_or_else(|| {
+                                invalid(
+                                    "oid",
+                                    ValueError::Other(format!(
+                                        "the value after `=` must be the extension's DER value in hex, got {hex:?}"
+                                    )),
+                                )
+                            })?
+                            .into(),
+                    ),
+                },
+            },
+            "cert_policy" => Rule::CertPolicy(
+                Oid::parse_name_or_dotted(value).map_err(|e| invalid("cert_policy", e))?,
+            ),
+            "fingerprint" => {
+                Rule::Fingerprint(Fingerprint::parse(value).map_err(|e| invalid("fingerprint", e))?)
+            }
+            "serial" => Rule::Serial(SerialNumber::parse(value).map_err(|e| invalid("serial", e))?),
+            other => {
+                return Err(PolicyError::UnknownKey {
+                    key: crate::truncate_for_display(other),
+                })
+            }
+        };
+        Ok(Policy::from_rule(rule))
+    }
+
+    /// A DNS-name SAN matches `pattern` (exact, or `*.` wildcard over one leftmost label).
+    pub fn san_dns(pattern: &str) -> Result<Policy, PolicyError> {
+        Policy::rule("san", pattern)
+    }
+
+    /// A URI SAN equals `uri` exactly.
+    pub fn uri(uri: &str) -> Result<Policy, PolicyError> {
+        Policy::rule("uri", uri)
+    }
+
+    /// A URI SAN starts with `prefix` (a raw string prefix: `https://a.example` also matches
+    /// `https://a.example.evil`, so end prefixes with `/`).
+    pub fn uri_prefix(prefix: &str) -> Result<Policy, PolicyError> {
+        Policy::rule("uri_prefix", prefix)
+    }
+
+    /// The certificate's SPIFFE ID equals `id`.
+    pub fn spiffe_id(id: &str) -> Result<Policy, PolicyError> {
+        Policy::rule("spiffe", id)
+    }
+
+    /// The certificate's SPIFFE ID belongs to `trust_domain` (`"prod.example"`).
+    pub fn trust_domain(trust_domain: &str) -> Result<Policy, PolicyError> {
+        Policy::rule("trust_domain", trust_domain)
+    }
+
+    /// The SPIFFE ID's path starts with `prefix` by whole segments (`/ns/prod` admits
+    /// `/ns/prod/sa/x` but not `/ns/production`). Any trust domain: combine with
+    /// [`trust_domain`](Self::trust_domain).
+    pub fn spiffe_path_prefix(prefix: &str) -> Result<Policy, PolicyError> {
+        Policy::rule("spiffe_path_prefix", prefix)
+    }
+
+    /// An IP-address SAN lies in `network` (`"10.0.0.0/8"`, `"fd00::1"`).
+    pub fn ip(network: &str) -> Result<Policy, PolicyError> {
+        Policy::rule("ip", network)
+    }
+
+    /// An email SAN matches `pattern` (`"ops@example.com"` or `"@example.com"`).
+    pub fn email(pattern: &str) -> Result<Policy, PolicyError> {
+        Policy::rule("email", pattern)
+    }
+
+    /// A subject common name equals `cn`.
+    pub fn cn(cn: &str) -> Result<Policy, PolicyError> {
+        Policy::rule("cn", cn)
+    }
+
+    /// A subject organization equals `o`.
+    pub fn o(o: &str) -> Result<Policy, PolicyError> {
+        Policy::rule("o", o)
+    }
+
+    /// A subject organizational unit equals `ou`.
+    pub fn ou(ou: &str) -> Result<Policy, PolicyError> {
+        Policy::rule("ou", ou)
+    }
+
+    /// A subject attribute, named (`"L"`, `"serialNumber"`) or by OID, equals `value`.
+    pub fn subject_attr(attribute: &str, value: &str) -> Result<Policy, PolicyError> {
+        Policy::rule("subject", &format!("{attribute}={value}"))
+    }
+
+    /// The issuer DN equals `dn` (RFC 4514, most specific first: `"CN=Issuing CA,O=Example"`).
+    pub fn issuer(dn: &str) -> Result<Policy, PolicyError> {
+        Policy::rule("issuer", dn)
+    }
+
+    /// An issuer common name equals `cn`.
+    pub fn issuer_cn(cn: &str) -> Result<Policy, PolicyError> {
+        Policy::rule("issuer_cn", cn)
+    }
+
+    /// The EKU extension lists `eku` (`"clientAuth"` or a dotted OID).
+    pub fn eku(eku: &str) -> Result<Policy, PolicyError> {
+        Policy::rule("eku", eku)
+    }
+
+    /// The extension `oid` is present.
+    pub fn extension(oid: &str) -> Result<Policy, PolicyError> {
+        Policy::rule("oid", oid)
+    }
+
+    /// The extension `oid` is present with exactly this DER value.
+    pub fn extension_value(oid: &str, value: &[u8]) -> Result<Policy, PolicyError> {
+        let oid = Oid::parse_name_or_dotted(oid).map_err(|e| invalid("oid", e))?;
+        Ok(Policy::from_rule(Rule::Extension {
+            oid,
+            value: Some(value.into()),
+        }))
+    }
+
+    /// The certificate policies extension lists `policy_oid`.
+    pub fn cert_policy(policy_oid: &str) -> Result<Policy, PolicyError> {
+        Policy::rule("cert_policy", policy_oid)
+    }
+
+    /// The leaf's SHA-256 fingerprint equals `fingerprint` (`"sha256:<64 hex>"`): certificate
+    /// pinning, which breaks at every renewal by design.
+    pub fn fingerprint(fingerprint: &str) -> Result<Policy, PolicyError> {
+        Policy::rule("fingerprint", fingerprint)
+    }
+
+    /// The serial number equals `serial` (hex).
+    pub fn serial(serial: &str) -> Result<Policy, PolicyError> {
+        Policy::rule("serial", serial)
+    }
+
+    /// All of `policies` hold. Nested `all`s are flattened. Empty is an error.
+    pub fn all(policies: impl IntoIterator<Item = Policy>) -> Result<Policy, PolicyError> {
+        let mut members = Vec::new();
+        for p in policies {
+            match Arc::unwrap_or_clone(p.root) {
+                Node::All(inner) => members.extend(inner),
+                node => members.push(node),
+            }
+        }
+        match members.len() {
+            0 => Err(PolicyError::Empty { combinator: "all" }),
+            1 => Ok(Policy::from_node(members.remove(0))),
+            _ => Ok(Policy::from_node(Node::All(members))),
+        }
+    }
+
+    /// At least one of `policies` holds. Nested `any`s are flattened and exact values compiled
+    /// into hash sets. Empty is an error.
+    pub fn any(policies: impl IntoIterator<Item = Policy>) -> Result<Policy, PolicyError> {
+        let mut members = Vec::new();
+        for p in policies {
+            match Arc::unwrap_or_clone(p.root) {
+                Node::Any(inner) => members.extend(inner.members),
+                node => members.push(node),
+            }
+        }
+        match members.len() {
+            0 => Err(PolicyError::Empty { combinator: "any" }),
+            1 => Ok(Policy::from_node(members.remove(0))),
+            _ => {
+                let (index, rest) = AnyIndex::build(&members);
+                Ok(Policy::from_node(Node::Any(Box::new(AnyNode {
+                    members,
+                    index,
+                    rest,
+                }))))
+            }
+        }
+    }
+
+    /// `policy` does not hold. `not(not(p))` is `p`.
+    ///
+    /// Mind what a negation admits: `not(ou = "contractors")` allows every certificate without
+    /// that OU, including ones with no OU at all.
+    #[allow(clippy::should_implement_trait)] // also implemented as `std::ops::Not`
+    pub fn not(policy: Policy) -> Policy {
+        match Arc::unwrap_or_clone(policy.root) {
+            Node::Not(inner) => Policy::from_node(*inner),
+            node => Policy::from_node(Node::Not(Box::new(node))),
+        }
+    }
+
+    /// `self` and `other` both hold.
+    #[must_use]
+    pub fn and(self, other: Policy) -> Policy {
+        match Policy::all([self, other]) {
+            Ok(p) => p,
+            Err(_) => unreachable!("all() of two policies is never empty"),
+        }
+    }
+
+    /// `self` or `other` holds.
+    #[must_use]
+    pub fn or(self, other: Policy) -> Policy {
+        match Policy::any([self, other]) {
+            Ok(p) => p,
+            // Two policies are never an empty list.
+            Err(_) => unreachable!("any() of two policies is never empty"),
+        }
+    }
+
+    /// Evaluates the policy. Allocates only when it denies (to build the reason).
+    pub fn evaluate(&self, identity: &ClientIdentity) -> Decision {
+        if eval::allows(&self.root, identity) {
+            Decision::Allow
+        } else {
+            Decision::Deny(eval::explain(&self.root, identity))
+        }
+    }
+
+    /// Whether the policy allows `identity`, without building a reason. Never allocates.
+    pub fn allows(&self, identity: &ClientIdentity) -> bool {
+        eval::allows(&self.root, identity)
+    }
+
+    /// The number of leaf rules in the policy.
+    pub fn rule_count(&self) -> usize {
+        fn count(node: &Node) -> usize {
+            match node {
+                Node::Rule(_) => 1,
+                Node::All(ms) => ms.iter().map(count).sum(),
+                Node::Any(any) => any.members.iter().map(count).sum(),
+                Node::Not(inner) => count(inner),
+            }
+        }
+        count(&self.root)
+    }
+}
+
+impl std::ops::Not for Policy {
+    type Output = Policy;
+
+    fn not(self) -> Policy {
+        Policy::not(self)
+    }
+}
+
+impl From<DnsPattern> for Policy {
+    fn from(p: DnsPattern) -> Policy {
+        Policy::from_rule(Rule::DnsSan(p))
+    }
+}
+
+impl From<SpiffeId> for Policy {
+    fn from(id: SpiffeId) -> Policy {
+        Policy::from_rule(Rule::SpiffeId(id))
+    }
+}
+
+impl From<TrustDomain> for Policy {
+    fn from(td: TrustDomain) -> Policy {
+        Policy::from_rule(Rule::TrustDomain(td))
+    }
+}
+
+impl From<IpNetwork> for Policy {
+    fn from(net: IpNetwork) -> Policy {
+        Policy::from_rule(Rule::Ip(net))
+    }
+}
+
+impl From<EmailPattern> for Policy {
+    fn from(p: EmailPattern) -> Policy {
+        Policy::from_rule(Rule::Email(p))
+    }
+}
+
+impl From<Fingerprint> for Policy {
+    fn from(f: Fingerprint) -> Policy {
+        Policy::from_rule(Rule::Fingerprint(f))
+    }
+}
+
+impl From<SerialNumber> for Policy {
+    fn from(s: SerialNumber) -> Policy {
+        Policy::from_rule(Rule::Serial(s))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Display: the same syntax as `#[require_cert(..)]`.
+
+impl Rule {
+    /// The key of this rule, and the certificate field it reads (for deny reasons).
+    pub(crate) fn key_and_field(&self) -> (&'static str, &'static str) {
+        match self {
+            Rule::DnsSan(_) => ("san", "DNS SAN"),
+            Rule::Uri(_) => ("uri", "URI SAN"),
+            Rule::UriPrefix(_) => ("uri_prefix", "URI SAN"),
+            Rule::SpiffeId(_) => ("spiffe", "SPIFFE ID"),
+            Rule::TrustDomain(_) => ("trust_domain", "SPIFFE ID"),
+            Rule::SpiffePathPrefix(_) => ("spiffe_path_prefix", "SPIFFE ID"),
+            Rule::Ip(_) => ("ip", "IP address SAN"),
+            Rule::Email(_) => ("email", "email SAN"),
+            Rule::Subject { oid, .. } if *oid == Oid::COMMON_NAME => ("cn", "subject CN"),
+            Rule::Subject { oid, .. } if *oid == Oid::ORGANIZATION => ("o", "subject O"),
+            Rule::Subject { oid, .. } if *oid == Oid::ORGANIZATIONAL_UNIT => ("ou", "subject OU"),
+            Rule::Subject { .. } => ("subject", "subject attribute of that type"),
+            Rule::IssuerAttr { .. } => ("issuer_cn", "issuer CN"),
+            Rule::IssuerDn { .. } => ("issuer", "issuer DN"),
+            Rule::Eku(_) => ("eku", "extended key usage"),
+            Rule::Extension { .. } => ("oid", "extension with that OID"),
+            Rule::CertPolicy(_) => ("cert_policy", "certificate policy"),
+            Rule::Fingerprint(_) => ("fingerprint", "fingerprint"),
+            Rule::Serial(_) => ("serial", "serial number"),
+        }
+    }
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (key, _) = self.key_and_field();
+        let value = match self {
+            Rule::DnsSan(p) => p.as_str().to_owned(),
+            Rule::Uri(u) | Rule::UriPrefix(u) | Rule::SpiffePathPrefix(u) => u.to_string(),
+            Rule::SpiffeId(id) => id.as_str().to_owned(),
+            Rule::TrustDomain(td) => td.as_str().to_owned(),
+            Rule::Ip(n) => n.to_string(),
+            Rule::Email(e) => e.as_str().to_owned(),
+            Rule::Subject { oid, value } if key == "subject" => {
+                format!("{}={value}", oid.name().unwrap_or(oid.as_str()))
+            }
+            Rule::Subject { value, .. } | Rule::IssuerAttr { value, .. } => value.to_string(),
+            Rule::IssuerDn { text, .. } => text.to_string(),
+            Rule::Eku(oid) | Rule::CertPolicy(oid) => oid.name().unwrap_or(oid.as_str()).to_owned(),
+            Rule::Extension { oid, value: None } => oid.to_string(),
+            Rule::Extension {
+                oid,
+                value: Some(v),
+            } => {
+                let hex: String = v.iter().map(|b| format!("{b:02x}")).collect();
+                format!("{oid}={hex}")
+            }
+            Rule::Fingerprint(fp) => fp.to_string(),
+            Rule::Serial(s) => s.to_string(),
+        };
+        write!(f, "{key} = {value:?}")
+    }
+}
+
+/// How many alternatives of a long `any(..)` a deny reason shows.
+const REASON_LIST_LIMIT: usize = 4;
+
+pub(crate) fn fmt_node(
+    node: &Node,
+    f: &mut fmt::Formatter<'_>,
+    limit: Option<usize>,
+) -> fmt::Result {
+    let list = |f: &mut fmt::Formatter<'_>, name: &str, members: &[Node]| -> fmt::Result {
+        write!(f, "{name}(")?;
+        let shown = limit.map_or(members.len(), |l| l.min(members.len()));
+        for (i, m) in members[..shown].iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            fmt_node(m, f, limit)?;
+        }
+        if shown < members.len() {
+            write!(f, ", ... {} more", members.len() - shown)?;
+        }
+        f.write_str(")")
+    };
+    match node {
+        Node::Rule(r) => write!(f, "{r}"),
+        Node::All(ms) => list(f, "all", ms),
+        Node::Any(any) => list(f, "any", &any.members),
+        Node::Not(inner) => {
+            f.write_str("not(")?;
+            fmt_node(inner, f, limit)?;
+            f.write_str(")")
+        }
+    }
+}
+
+/// Displays a node with long lists shortened, for deny reasons.
+pub(crate) struct Short<'a>(pub(crate) &'a Node);
+
+impl fmt::Display for Short<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt_node(self.0, f, Some(REASON_LIST_LIMIT))
+    }
+}
+
+impl fmt::Display for Policy {
+    /// The policy in `#[require_cert(..)]` syntax: `all(trust_domain = "prod.example", not(ou = "x"))`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt_node(&self.root, f, None)
+    }
+}
+
+impl fmt::Debug for Policy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Policy(")?;
+        fmt_node(&self.root, f, Some(16))?;
+        f.write_str(")")
+    }
+}
+
+#[cfg(test)]
+mod tests;

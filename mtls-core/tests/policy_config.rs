@@ -1,0 +1,121 @@
+//! Policies loaded from configuration files (feature `serde`), and the errors that point at the
+//! mistake.
+
+#![allow(clippy::unwrap_used)]
+
+use mtls_core::testing::TestCa;
+use mtls_core::Policy;
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct Config {
+    policy: Policy,
+}
+
+fn toml_policy(text: &str) -> Result<Policy, toml::de::Error> {
+    toml::from_str::<Config>(text).map(|c| c.policy)
+}
+
+#[test]
+fn toml_policy_equals_the_same_policy_built_in_code() {
+    let loaded = toml_policy(
+        r#"
+        [policy]
+        trust_domain = "prod.example"
+        any = [
+            { spiffe = "spiffe://prod.example/ns/billing/sa/api" },
+            { san = ["*.ops.internal", "admin.internal"] },
+        ]
+        not = { ou = "contractors" }
+        "#,
+    )
+    .unwrap();
+    let built = Policy::all([
+        Policy::trust_domain("prod.example").unwrap(),
+        Policy::any([
+            Policy::spiffe_id("spiffe://prod.example/ns/billing/sa/api").unwrap(),
+            Policy::san_dns("*.ops.internal").unwrap(),
+            Policy::san_dns("admin.internal").unwrap(),
+        ])
+        .unwrap(),
+        !Policy::ou("contractors").unwrap(),
+    ])
+    .unwrap();
+    assert_eq!(loaded, built, "{loaded}");
+}
+
+#[test]
+fn json_policy_is_evaluated() {
+    let policy: Policy =
+        serde_json::from_str(r#"{ "san": "*.svc.internal", "eku": "clientAuth" }"#).unwrap();
+    let ca = TestCa::new("Config CA");
+    assert!(policy.allows(&ca.leaf().dns("a.svc.internal").build().identity()));
+    assert!(!policy.allows(&ca.leaf().dns("a.web.internal").build().identity()));
+}
+
+#[test]
+fn a_list_value_means_any_of_them() {
+    let policy: Policy = serde_json::from_str(r#"{ "cn": ["a", "b"] }"#).unwrap();
+    assert_eq!(policy.to_string(), r#"any(cn = "a", cn = "b")"#);
+}
+
+#[test]
+fn invalid_value_in_toml_reports_line_and_key() {
+    let err = toml_policy(
+        r#"
+        [policy]
+        trust_domain = "prod.example"
+        san = "f*.example.com"
+        "#,
+    )
+    .unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("line 4"), "{msg}");
+    assert!(msg.contains("invalid value for `san`"), "{msg}");
+    assert!(msg.contains("wildcard"), "{msg}");
+}
+
+#[test]
+fn unknown_key_in_json_reports_position() {
+    let err = serde_json::from_str::<Policy>("{\n  \"sna\": \"a.internal\"\n}").unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("unknown policy key `sna`"), "{msg}");
+    assert!(msg.contains("line 2"), "{msg}");
+}
+
+#[test]
+fn empty_policy_is_an_error() {
+    let err = serde_json::from_str::<Policy>("{}").unwrap_err();
+    assert!(err.to_string().contains("no rules"), "{err}");
+}
+
+#[test]
+fn empty_any_is_an_error() {
+    let err = serde_json::from_str::<Policy>(r#"{ "any": [] }"#).unwrap_err();
+    assert!(
+        err.to_string().contains("`any()` needs at least one rule"),
+        "{err}"
+    );
+}
+
+#[test]
+fn empty_value_list_is_an_error() {
+    let err = serde_json::from_str::<Policy>(r#"{ "san": [] }"#).unwrap_err();
+    assert!(err.to_string().contains("empty list"), "{err}");
+}
+
+#[test]
+fn duplicate_key_is_an_error() {
+    let err = serde_json::from_str::<Policy>(r#"{ "cn": "a", "cn": "b" }"#).unwrap_err();
+    assert!(
+        err.to_string().contains("duplicate policy key `cn`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_value_of_the_wrong_type_is_an_error() {
+    assert!(serde_json::from_str::<Policy>(r#"{ "cn": 5 }"#).is_err());
+    assert!(serde_json::from_str::<Policy>(r#"["cn"]"#).is_err());
+    assert!(serde_json::from_str::<Policy>(r#"{ "not": [] }"#).is_err());
+}
