@@ -1,0 +1,343 @@
+//! [`RequireClientCertLayer`]: enforce a client-certificate policy in front of any Tower service.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{Request, Response, StatusCode};
+use mtls_core::{Decision, Policy};
+use pin_project_lite::pin_project;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::cert::ClientCert;
+use crate::rejection::{CertRejection, DefaultRejection, RejectionKind, RejectionResponse};
+
+/// A [`Layer`] that lets a request through only when it carries a verified [`ClientCert`] that
+/// satisfies a [`Policy`].
+///
+/// - no `ClientCert` in the request: **401**. This is the fail-closed answer to a server that was
+///   meant to be mutual TLS and is not (a plaintext listener, optional client auth, a
+///   misconfiguration);
+/// - the policy denies: **403**, or **404** with [`deny_as_not_found`](Self::deny_as_not_found);
+/// - otherwise the inner service is called.
+///
+/// Bodies reveal nothing about the policy or the certificate; the [`CertRejection`] (with the
+/// policy's reason) goes into the response's extensions and into a `tracing` warning.
+///
+/// Layers stack: a request must pass every `RequireClientCertLayer` it goes through, so a route's
+/// policy (`Router::route_layer`) adds to the router-wide one (`Router::layer`) and cannot switch
+/// it off.
+#[derive(Clone)]
+#[must_use]
+pub struct RequireClientCertLayer<R = DefaultRejection> {
+    config: Arc<Config>,
+    responder: R,
+}
+
+struct Config {
+    /// `None`: any verified certificate.
+    policy: Option<Policy>,
+    not_found: bool,
+    shadow: bool,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("policy", &self.policy.as_ref().map(ToString::to_string))
+            .field("not_found", &self.not_found)
+            .field("shadow", &self.shadow)
+            .finish()
+    }
+}
+
+impl<R> fmt::Debug for RequireClientCertLayer<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequireClientCertLayer")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RequireClientCertLayer {
+    /// Requires a verified client certificate that satisfies `policy`.
+    pub fn new(policy: Policy) -> Self {
+        RequireClientCertLayer {
+            config: Arc::new(Config {
+                policy: Some(policy),
+                not_found: false,
+                shadow: false,
+            }),
+            responder: DefaultRejection::text(),
+        }
+    }
+
+    /// Requires a verified client certificate, any one: for servers where the handshake's CA pin
+    /// is the whole authorization, or in front of routes with their own policies.
+    pub fn any_verified() -> Self {
+        RequireClientCertLayer {
+            config: Arc::new(Config {
+                policy: None,
+                not_found: false,
+                shadow: false,
+            }),
+            responder: DefaultRejection::text(),
+        }
+    }
+
+    /// Default bodies as `application/problem+json` instead of plain text.
+    pub fn problem_json(self) -> Self {
+        RequireClientCertLayer {
+            config: self.config,
+            responder: DefaultRejection::problem_json(),
+        }
+    }
+}
+
+impl<R> RequireClientCertLayer<R> {
+    fn map_config(self, f: impl FnOnce(&mut Config)) -> Self {
+        let mut config = Config {
+            policy: self.config.policy.clone(),
+            not_found: self.config.not_found,
+            shadow: self.config.shadow,
+        };
+        f(&mut config);
+        RequireClientCertLayer {
+            config: Arc::new(config),
+            responder: self.responder,
+        }
+    }
+
+    /// Answers policy denials with 404 instead of 403, so that a client cannot tell a protected
+    /// route from a missing one. Requests without a certificate still get 401.
+    pub fn deny_as_not_found(self) -> Self {
+        self.map_config(|c| c.not_found = true)
+    }
+
+    /// Report-only mode: evaluate and log what would be rejected (missing certificates included),
+    /// and let every request through. For rolling a policy out on live traffic; it enforces
+    /// nothing.
+    pub fn shadow(self) -> Self {
+        self.map_config(|c| c.shadow = true)
+    }
+
+    /// Replaces the rejection responses. `f` gets the [`CertRejection`] (with its suggested
+    /// status) and returns the response; the layer adds the rejection to its extensions.
+    ///
+    /// ```
+    /// use http::{Response, StatusCode};
+    /// use mtls_tower::{CertRejection, RequireClientCertLayer};
+    ///
+    /// let layer = RequireClientCertLayer::any_verified().with_rejection_response(
+    ///     |rejection: &CertRejection| {
+    ///         Response::builder()
+    ///             .status(rejection.status())
+    ///             .header("cache-control", "no-store")
+    ///             .body(axum::body::Body::from("nope"))
+    ///             .unwrap()
+    ///     },
+    /// );
+    /// ```
+    pub fn with_rejection_response<F>(self, f: F) -> RequireClientCertLayer<F> {
+        RequireClientCertLayer {
+            config: self.config,
+            responder: f,
+        }
+    }
+
+    /// The policy, or `None` for [`any_verified`](RequireClientCertLayer::any_verified).
+    pub fn policy(&self) -> Option<&Policy> {
+        self.config.policy.as_ref()
+    }
+}
+
+impl<S, R: Clone> Layer<S> for RequireClientCertLayer<R> {
+    type Service = RequireClientCert<S, R>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RequireClientCert {
+            inner,
+            config: self.config.clone(),
+            responder: self.responder.clone(),
+        }
+    }
+}
+
+/// The service made by [`RequireClientCertLayer`].
+#[derive(Clone)]
+pub struct RequireClientCert<S, R = DefaultRejection> {
+    inner: S,
+    config: Arc<Config>,
+    responder: R,
+}
+
+impl<S: fmt::Debug, R> fmt::Debug for RequireClientCert<S, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequireClientCert")
+            .field("inner", &self.inner)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, R> RequireClientCert<S, R> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Consumes the middleware, returning the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, R, ReqBody, ResBody> Service<Request<ReqBody>> for RequireClientCert<S, R>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    R: RejectionResponse<ResBody>,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ResBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let config = &*self.config;
+        let rejection = match req.extensions().get::<ClientCert>() {
+            None => Some(CertRejection::new(
+                RejectionKind::MissingCertificate,
+                StatusCode::UNAUTHORIZED,
+            )),
+            Some(cert) => match &config.policy {
+                // The allow path: no allocation. `evaluate` is only called to build the reason.
+                Some(policy) if !policy.allows(cert.identity()) => match policy.evaluate(cert) {
+                    Decision::Deny(reason) => Some(CertRejection::new(
+                        RejectionKind::PolicyDenied(reason),
+                        if config.not_found {
+                            StatusCode::NOT_FOUND
+                        } else {
+                            StatusCode::FORBIDDEN
+                        },
+                    )),
+                    Decision::Allow => None,
+                },
+                _ => None,
+            },
+        };
+        let Some(rejection) = rejection else {
+            return ResponseFuture::future(self.inner.call(req));
+        };
+        log_rejection(&rejection, &req, config.shadow);
+        if config.shadow {
+            return ResponseFuture::future(self.inner.call(req));
+        }
+        let mut response = self.responder.response(&rejection);
+        response.extensions_mut().insert(rejection);
+        ResponseFuture::rejected(response)
+    }
+}
+
+fn log_rejection<B>(rejection: &CertRejection, req: &Request<B>, shadow: bool) {
+    let cert = req.extensions().get::<ClientCert>();
+    let subject = cert.map(|c| c.subject().as_str());
+    let spiffe_id = cert.and_then(|c| c.spiffe_id()).map(|s| s.as_str());
+    let fingerprint = cert.map(|c| tracing::field::display(c.fingerprint_sha256()));
+    let rule = rejection.deny_reason().map(tracing::field::display);
+    // Only the path: query strings may carry secrets.
+    let path = req.uri().path();
+    let message = match (rejection.kind(), shadow) {
+        (RejectionKind::MissingCertificate, false) => {
+            "request rejected: no verified client certificate"
+        }
+        (RejectionKind::MissingCertificate, true) => {
+            "shadow mode: would reject, no verified client certificate"
+        }
+        (_, false) => "request rejected: client certificate denied by policy",
+        (_, true) => "shadow mode: would reject, client certificate denied by policy",
+    };
+    tracing::warn!(
+        target: "mtls_tower::reject",
+        status = rejection.status().as_u16(),
+        shadow,
+        method = %req.method(),
+        path,
+        subject,
+        spiffe_id,
+        fingerprint,
+        rule,
+        "{message}"
+    );
+}
+
+pin_project! {
+    /// The response future of [`RequireClientCert`].
+    pub struct ResponseFuture<F, B> {
+        #[pin]
+        kind: Kind<F, B>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F, B> {
+        Future {
+            #[pin]
+            future: F,
+        },
+        Rejected {
+            response: Option<Response<B>>,
+        },
+    }
+}
+
+impl<F, B> ResponseFuture<F, B> {
+    fn future(future: F) -> Self {
+        ResponseFuture {
+            kind: Kind::Future { future },
+        }
+    }
+
+    fn rejected(response: Response<B>) -> Self {
+        ResponseFuture {
+            kind: Kind::Rejected {
+                response: Some(response),
+            },
+        }
+    }
+}
+
+impl<F, B> fmt::Debug for ResponseFuture<F, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F, B>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<B>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            KindProj::Future { future } => future.poll(cx),
+            KindProj::Rejected { response } => match response.take() {
+                Some(response) => Poll::Ready(Ok(response)),
+                // Polling a completed future breaks the `Future` contract (as in std and tower-http).
+                None => panic!("mtls_tower::ResponseFuture polled after completion"),
+            },
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! Why a request was rejected, and the responses sent for it.
+
+use std::fmt;
+
+use http::{header, HeaderValue, Response, StatusCode};
+use mtls_core::DenyReason;
+
+/// Why [`RequireClientCert`](crate::RequireClientCert) (or an extractor) rejected a request.
+///
+/// Put into the rejection response's extensions so that outer layers can log or count it, and
+/// logged as a `tracing` warning. It names policy rules: never send it to the client.
+///
+/// ```
+/// # use mtls_tower::{CertRejection, RejectionKind};
+/// fn log_rejection(res: &http::Response<()>) {
+///     if let Some(rejection) = res.extensions().get::<CertRejection>() {
+///         match rejection.kind() {
+///             RejectionKind::MissingCertificate => eprintln!("no client certificate"),
+///             RejectionKind::PolicyDenied(reason) => eprintln!("denied: {reason}"),
+///             _ => eprintln!("{rejection}"),
+///         }
+///     }
+/// }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertRejection {
+    kind: RejectionKind,
+    status: StatusCode,
+}
+
+/// The kind of a [`CertRejection`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RejectionKind {
+    /// The request carries no verified client certificate: a plaintext listener, optional client
+    /// authentication at the handshake, or a server that was never set up for mutual TLS.
+    MissingCertificate,
+    /// The certificate does not satisfy the policy.
+    PolicyDenied(DenyReason),
+}
+
+impl CertRejection {
+    pub(crate) fn new(kind: RejectionKind, status: StatusCode) -> CertRejection {
+        CertRejection { kind, status }
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> &RejectionKind {
+        &self.kind
+    }
+
+    /// The status the layer answers with: 401 without a certificate, 403 on a denial (404 in
+    /// not-found mode).
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The policy's reason, for a denial.
+    pub fn deny_reason(&self) -> Option<&DenyReason> {
+        match &self.kind {
+            RejectionKind::PolicyDenied(reason) => Some(reason),
+            RejectionKind::MissingCertificate => None,
+        }
+    }
+}
+
+impl fmt::Display for CertRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            RejectionKind::MissingCertificate => f.write_str("no verified client certificate"),
+            RejectionKind::PolicyDenied(reason) => {
+                write!(f, "client certificate denied by policy: {reason}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for CertRejection {}
+
+/// Builds the response sent for a rejection.
+///
+/// Implemented by [`DefaultRejection`] and by every `Fn(&CertRejection) -> Response<B> + Clone`,
+/// so [`with_rejection_response`](crate::RequireClientCertLayer::with_rejection_response) takes a
+/// closure. Whatever it returns, the layer adds the [`CertRejection`] to the response's extensions.
+pub trait RejectionResponse<B>: Clone {
+    /// The response for `rejection`. Keep policy details out of it: they help an attacker map
+    /// what each certificate may reach.
+    fn response(&self, rejection: &CertRejection) -> Response<B>;
+}
+
+impl<B, F> RejectionResponse<B> for F
+where
+    F: Fn(&CertRejection) -> Response<B> + Clone,
+{
+    fn response(&self, rejection: &CertRejection) -> Response<B> {
+        self(rejection)
+    }
+}
+
+/// The default rejection responses: the status and a short fixed body that says nothing about the
+/// policy or the certificate, as plain text or as `application/problem+json` (RFC 9457).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DefaultRejection {
+    problem_json: bool,
+}
+
+impl DefaultRejection {
+    /// Plain-text bodies (`client certificate required`, `forbidden`, `not found`).
+    pub const fn text() -> DefaultRejection {
+        DefaultRejection {
+            problem_json: false,
+        }
+    }
+
+    /// `application/problem+json` bodies with `type`, `title` and `status` only.
+    pub const fn problem_json() -> DefaultRejection {
+        DefaultRejection { problem_json: true }
+    }
+
+    /// The fixed body for a status, and its content type.
+    fn body(&self, status: StatusCode) -> (&'static str, &'static str) {
+        if self.problem_json {
+            let body = match status {
+                StatusCode::UNAUTHORIZED => {
+                    r#"{"type":"about:blank","title":"Client certificate required","status":401}"#
+                }
+                StatusCode::NOT_FOUND => {
+                    r#"{"type":"about:blank","title":"Not Found","status":404}"#
+                }
+                _ => r#"{"type":"about:blank","title":"Forbidden","status":403}"#,
+            };
+            (body, "application/problem+json")
+        } else {
+            let body = match status {
+                StatusCode::UNAUTHORIZED => "client certificate required\n",
+                StatusCode::NOT_FOUND => "not found\n",
+                _ => "forbidden\n",
+            };
+            (body, "text/plain; charset=utf-8")
+        }
+    }
+}
+
+impl<B: From<&'static str>> RejectionResponse<B> for DefaultRejection {
+    fn response(&self, rejection: &CertRejection) -> Response<B> {
+        let (body, content_type) = self.body(rejection.status());
+        let mut res = Response::new(B::from(body));
+        *res.status_mut() = rejection.status();
+        res.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        res
+    }
+}
+
+#[cfg(feature = "axum")]
+impl axum_core::response::IntoResponse for CertRejection {
+    /// The default plain-text response, with the rejection in its extensions.
+    fn into_response(self) -> axum_core::response::Response {
+        let mut res: axum_core::response::Response =
+            RejectionResponse::response(&DefaultRejection::text(), &self);
+        res.extensions_mut().insert(self);
+        res
+    }
+}

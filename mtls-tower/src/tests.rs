@@ -1,0 +1,365 @@
+//! Behaviour of the layer and the extractors, one behaviour per test, driven with `oneshot`.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::sync::OnceLock;
+
+use axum::body::Body;
+use axum::routing::get;
+use axum::Router;
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use mtls_core::testing::TestCa;
+use mtls_core::{ClientIdentity, Policy};
+use tower::{ServiceBuilder, ServiceExt};
+
+use crate::{
+    CertRejection, ClientCert, RejectionKind, RequestClientCertExt, RequireClientCertLayer,
+};
+
+fn ca() -> &'static TestCa {
+    static CA: OnceLock<TestCa> = OnceLock::new();
+    CA.get_or_init(|| TestCa::new("Layer Test CA"))
+}
+
+fn billing() -> ClientIdentity {
+    ca().leaf()
+        .dns("api.billing.internal")
+        .org_unit("payments")
+        .build()
+        .identity()
+}
+
+fn web() -> ClientIdentity {
+    ca().leaf().dns("www.web.internal").build().identity()
+}
+
+fn billing_policy() -> Policy {
+    Policy::san_dns("*.billing.internal").unwrap()
+}
+
+fn app(layer: RequireClientCertLayer) -> Router {
+    Router::new()
+        .route("/", get(|| async { "ok" }))
+        .layer(layer)
+}
+
+fn get_with(identity: Option<ClientIdentity>) -> Request<Body> {
+    let builder = Request::get("/?token=secret");
+    let builder = match identity {
+        Some(id) => builder.with_client_cert(id),
+        None => builder,
+    };
+    builder.body(Body::empty()).unwrap()
+}
+
+fn block_on<F: Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+async fn body_string(res: Response<Body>) -> String {
+    String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap()
+}
+
+/// Runs `f` and returns the log events it emitted on this thread.
+///
+/// One global subscriber writes into a per-thread buffer: scoped subscribers (`with_default`) race
+/// with tracing's callsite interest cache when tests run in parallel.
+fn with_logs<T>(f: impl FnOnce() -> T) -> (T, String) {
+    thread_local! {
+        static LOGS: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    struct ThreadBuf;
+    impl io::Write for ThreadBuf {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            LOGS.with(|l| l.borrow_mut().extend_from_slice(b));
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    static INIT: OnceLock<()> = OnceLock::new();
+    INIT.get_or_init(|| {
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(|| ThreadBuf)
+            .with_ansi(false)
+            .with_max_level(tracing::Level::TRACE)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).unwrap();
+    });
+    LOGS.with(|l| l.borrow_mut().clear());
+    let out = f();
+    let logs = LOGS.with(|l| String::from_utf8(l.borrow().clone()).unwrap());
+    (out, logs)
+}
+
+#[test]
+fn missing_certificate_is_401() {
+    let res = block_on(app(RequireClientCertLayer::new(billing_policy())).oneshot(get_with(None)))
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        res.extensions().get::<CertRejection>().unwrap().kind(),
+        &RejectionKind::MissingCertificate
+    );
+}
+
+#[test]
+fn allowed_certificate_reaches_the_handler() {
+    let res = block_on(
+        app(RequireClientCertLayer::new(billing_policy())).oneshot(get_with(Some(billing()))),
+    )
+    .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.extensions().get::<CertRejection>().is_none());
+    assert_eq!(block_on(body_string(res)), "ok");
+}
+
+#[test]
+fn denied_certificate_is_403() {
+    let res =
+        block_on(app(RequireClientCertLayer::new(billing_policy())).oneshot(get_with(Some(web()))))
+            .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+}
+
+#[test]
+fn not_found_mode_answers_denials_with_404() {
+    let layer = RequireClientCertLayer::new(billing_policy()).deny_as_not_found();
+    let res = block_on(app(layer).oneshot(get_with(Some(web())))).unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert_eq!(block_on(body_string(res)), "not found\n");
+}
+
+#[test]
+fn not_found_mode_still_answers_missing_certificate_with_401() {
+    let layer = RequireClientCertLayer::new(billing_policy()).deny_as_not_found();
+    let res = block_on(app(layer).oneshot(get_with(None))).unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[test]
+fn any_verified_admits_every_certificate_and_no_request_without_one() {
+    let res = block_on(app(RequireClientCertLayer::any_verified()).oneshot(get_with(Some(web()))))
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let res =
+        block_on(app(RequireClientCertLayer::any_verified()).oneshot(get_with(None))).unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[test]
+fn shadow_mode_lets_a_denied_request_through_and_logs_it() {
+    let layer = RequireClientCertLayer::new(billing_policy()).shadow();
+    let (res, logs) = with_logs(|| block_on(app(layer).oneshot(get_with(Some(web())))).unwrap());
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.extensions().get::<CertRejection>().is_none());
+    assert!(logs.contains("shadow mode: would reject"), "{logs}");
+    assert!(logs.contains("san = \"*.billing.internal\""), "{logs}");
+}
+
+#[test]
+fn shadow_mode_lets_a_request_without_certificate_through_and_logs_it() {
+    let layer = RequireClientCertLayer::new(billing_policy()).shadow();
+    let (res, logs) = with_logs(|| block_on(app(layer).oneshot(get_with(None))).unwrap());
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(logs.contains("no verified client certificate"), "{logs}");
+}
+
+#[test]
+fn custom_rejection_response_replaces_the_body_and_keeps_the_rejection() {
+    let layer = RequireClientCertLayer::new(billing_policy()).with_rejection_response(
+        |r: &CertRejection| {
+            Response::builder()
+                .status(StatusCode::IM_A_TEAPOT)
+                .header("x-rejected", r.status().as_str())
+                .body(Body::from("custom"))
+                .unwrap()
+        },
+    );
+    let app = Router::new()
+        .route("/", get(|| async { "ok" }))
+        .layer(layer);
+    let res = block_on(app.oneshot(get_with(Some(web())))).unwrap();
+    assert_eq!(res.status(), StatusCode::IM_A_TEAPOT);
+    assert_eq!(res.headers()["x-rejected"], "403");
+    assert!(res.extensions().get::<CertRejection>().is_some());
+    assert_eq!(block_on(body_string(res)), "custom");
+}
+
+#[test]
+fn problem_json_bodies_have_the_problem_content_type() {
+    let layer = RequireClientCertLayer::new(billing_policy()).problem_json();
+    let res = block_on(app(layer).oneshot(get_with(Some(web())))).unwrap();
+    assert_eq!(res.headers()["content-type"], "application/problem+json");
+    assert_eq!(
+        block_on(body_string(res)),
+        r#"{"type":"about:blank","title":"Forbidden","status":403}"#
+    );
+}
+
+#[test]
+fn deny_reason_reaches_extensions_and_log_but_never_the_body() {
+    let (res, logs) = with_logs(|| {
+        block_on(app(RequireClientCertLayer::new(billing_policy())).oneshot(get_with(Some(web()))))
+            .unwrap()
+    });
+    let rejection = res.extensions().get::<CertRejection>().cloned().unwrap();
+    let reason = rejection.deny_reason().unwrap().to_string();
+    assert!(reason.contains("san = \"*.billing.internal\""), "{reason}");
+    // The log event names the rule, the certificate, and the path without its query string.
+    assert!(logs.contains("WARN"), "{logs}");
+    assert!(logs.contains("*.billing.internal"), "{logs}");
+    assert!(logs.contains("fingerprint=sha256:"), "{logs}");
+    assert!(logs.contains("subject=\"CN=test-client\""), "{logs}");
+    assert!(logs.contains("path=\"/\""), "{logs}");
+    assert!(!logs.contains("secret"), "{logs}");
+    let body = block_on(body_string(res));
+    assert_eq!(body, "forbidden\n");
+    assert!(!body.contains("billing"));
+}
+
+#[test]
+fn route_policy_adds_to_the_router_policy() {
+    // Router-wide: the billing SAN. Route: also the `payments` OU.
+    let app = Router::new()
+        .route(
+            "/admin",
+            get(|| async { "admin" })
+                .route_layer(RequireClientCertLayer::new(Policy::ou("payments").unwrap())),
+        )
+        .route("/", get(|| async { "ok" }))
+        .layer(RequireClientCertLayer::new(billing_policy()));
+    let status = |path: &str, id: ClientIdentity| {
+        let req = Request::get(path)
+            .with_client_cert(id)
+            .body(Body::empty())
+            .unwrap();
+        block_on(app.clone().oneshot(req)).unwrap().status()
+    };
+    assert_eq!(status("/admin", billing()), StatusCode::OK);
+    assert_eq!(status("/", billing()), StatusCode::OK);
+    // Passes the route policy (OU) but not the router-wide one (SAN): still refused.
+    let ou_only = ca()
+        .leaf()
+        .dns("x.web.internal")
+        .org_unit("payments")
+        .build()
+        .identity();
+    assert_eq!(status("/admin", ou_only.clone()), StatusCode::FORBIDDEN);
+    assert_eq!(status("/", ou_only), StatusCode::FORBIDDEN);
+    // Passes the router-wide one but not the route's.
+    let san_only = ca().leaf().dns("x.billing.internal").build().identity();
+    assert_eq!(status("/admin", san_only.clone()), StatusCode::FORBIDDEN);
+    assert_eq!(status("/", san_only), StatusCode::OK);
+}
+
+#[test]
+fn a_permissive_route_layer_cannot_switch_off_the_router_policy() {
+    let app = Router::new()
+        .route(
+            "/open",
+            get(|| async { "open" }).route_layer(RequireClientCertLayer::any_verified()),
+        )
+        .layer(RequireClientCertLayer::new(billing_policy()));
+    let req = Request::get("/open")
+        .with_client_cert(web())
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(
+        block_on(app.oneshot(req)).unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[test]
+fn works_in_a_service_builder_around_a_plain_tower_service() {
+    let svc = ServiceBuilder::new()
+        .layer(RequireClientCertLayer::new(billing_policy()))
+        .service(tower::service_fn(|_req: Request<()>| async {
+            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"hello"))))
+        }));
+    let ok = Request::get("/")
+        .with_client_cert(billing())
+        .body(())
+        .unwrap();
+    assert_eq!(
+        block_on(svc.clone().oneshot(ok)).unwrap().status(),
+        StatusCode::OK
+    );
+    let denied = Request::get("/").with_client_cert(web()).body(()).unwrap();
+    let res = block_on(svc.clone().oneshot(denied)).unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let body = block_on(res.into_body().collect()).unwrap().to_bytes();
+    assert_eq!(&body[..], b"forbidden\n");
+    let missing = Request::get("/").body(()).unwrap();
+    assert_eq!(
+        block_on(svc.oneshot(missing)).unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[test]
+fn extractor_without_certificate_is_401() {
+    let app: Router = Router::new().route(
+        "/",
+        get(|cert: ClientCert| async move { cert.subject().to_string() }),
+    );
+    let res = block_on(app.oneshot(get_with(None))).unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert!(res.extensions().get::<CertRejection>().is_some());
+}
+
+#[test]
+fn extractor_gives_the_identity() {
+    let app: Router = Router::new().route(
+        "/",
+        get(|cert: ClientCert| async move { cert.dns_names()[0].clone() }),
+    );
+    let res = block_on(app.oneshot(get_with(Some(billing())))).unwrap();
+    assert_eq!(block_on(body_string(res)), "api.billing.internal");
+}
+
+#[test]
+fn optional_extractor_serves_both() {
+    let app: Router = Router::new().route(
+        "/",
+        get(|cert: Option<ClientCert>| async move {
+            match cert {
+                Some(c) => format!("hello {}", c.subject()),
+                None => "hello stranger".to_owned(),
+            }
+        }),
+    );
+    assert_eq!(
+        block_on(body_string(
+            block_on(app.clone().oneshot(get_with(None))).unwrap()
+        )),
+        "hello stranger"
+    );
+    assert_eq!(
+        block_on(body_string(
+            block_on(app.oneshot(get_with(Some(web())))).unwrap()
+        )),
+        "hello CN=test-client"
+    );
+}
+
+#[test]
+fn client_cert_records_its_source() {
+    let cert = ClientCert::for_tests(web());
+    assert_eq!(cert.source(), &crate::CertSource::TlsHandshake);
+    let proxied = ClientCert::from_trusted_proxy(
+        cert.identity_arc().clone(),
+        http::HeaderName::from_static("x-forwarded-client-cert"),
+    );
+    assert!(
+        matches!(proxied.source(), crate::CertSource::TrustedProxy { header } if header == "x-forwarded-client-cert")
+    );
+}
