@@ -99,17 +99,52 @@ impl FromStr for Fingerprint {
     }
 }
 
-/// A certificate serial number: the magnitude of the DER INTEGER, without leading zero bytes.
+/// A certificate serial number: sign and magnitude of the DER INTEGER, without leading zero bytes.
 ///
-/// Displays as lower-case hex without separators (`"0aff"`; zero is `"00"`).
+/// RFC 5280 requires positive serials, but certificates with negative ones exist; a negative serial
+/// is never equal to a positive one (`-81` is not `81`). Displays as lower-case hex without
+/// separators (`"0aff"`, `"-81"`; zero is `"00"`).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SerialNumber(Box<[u8]>);
+pub struct SerialNumber {
+    negative: bool,
+    magnitude: Box<[u8]>,
+}
 
 impl SerialNumber {
-    /// From the big-endian bytes of the serial, leading zero bytes ignored.
+    /// A non-negative serial from its big-endian magnitude bytes, leading zero bytes ignored.
     pub fn from_bytes(bytes: &[u8]) -> SerialNumber {
         let start = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
-        SerialNumber(bytes[start..].into())
+        SerialNumber {
+            negative: false,
+            magnitude: bytes[start..].into(),
+        }
+    }
+
+    /// From the content octets of a DER INTEGER (two's complement, big-endian), as certificates
+    /// encode serials.
+    pub fn from_der_integer(content: &[u8]) -> SerialNumber {
+        match content.first() {
+            Some(b) if b & 0x80 != 0 => {
+                // Negative: the magnitude is the two's complement (invert, add one).
+                let mut mag: Vec<u8> = content.iter().map(|b| !b).collect();
+                for byte in mag.iter_mut().rev() {
+                    let (v, overflow) = byte.overflowing_add(1);
+                    *byte = v;
+                    if !overflow {
+                        break;
+                    }
+                }
+                let mut serial = SerialNumber::from_bytes(&mag);
+                serial.negative = true;
+                serial
+            }
+            _ => SerialNumber::from_bytes(content),
+        }
+    }
+
+    /// Whether the serial is negative (non-conforming to RFC 5280, but seen in the wild).
+    pub fn is_negative(&self) -> bool {
+        self.negative
     }
 
     /// Parses hex, with or without `:` between bytes and an optional `0x` prefix; case-insensitive;
@@ -148,18 +183,21 @@ impl SerialNumber {
         Ok(SerialNumber::from_bytes(&bytes))
     }
 
-    /// The big-endian bytes, without leading zeros (empty for the serial 0).
+    /// The big-endian magnitude, without leading zeros (empty for the serial 0).
     pub fn as_bytes(&self) -> &[u8] {
-        &self.0
+        &self.magnitude
     }
 }
 
 impl fmt::Display for SerialNumber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.is_empty() {
+        if self.magnitude.is_empty() {
             return f.write_str("00");
         }
-        write_hex(f, &self.0)
+        if self.negative {
+            f.write_str("-")?;
+        }
+        write_hex(f, &self.magnitude)
     }
 }
 
@@ -248,6 +286,25 @@ mod tests {
         assert_eq!(a, SerialNumber::parse("0a:ff").unwrap());
         assert_eq!(a, SerialNumber::parse("aff").unwrap());
         assert_eq!(a, SerialNumber::from_bytes(&[0, 0x0a, 0xff]));
+    }
+
+    #[test]
+    fn negative_der_serial_is_not_its_magnitude() {
+        // DER INTEGER content ff 7f is -129 (0x81).
+        let neg = SerialNumber::from_der_integer(&[0xff, 0x7f]);
+        assert!(neg.is_negative());
+        assert_eq!(neg.to_string(), "-81");
+        assert_ne!(neg, SerialNumber::parse("ff7f").unwrap());
+        assert_ne!(neg, SerialNumber::parse("81").unwrap());
+    }
+
+    #[test]
+    fn positive_der_serial_with_leading_zero_is_its_magnitude() {
+        assert_eq!(
+            SerialNumber::from_der_integer(&[0x00, 0xff]),
+            SerialNumber::parse("ff").unwrap()
+        );
+        assert_eq!(SerialNumber::from_der_integer(&[0x80]).to_string(), "-80");
     }
 
     #[test]

@@ -39,7 +39,7 @@ use crate::dns::normalize_dns_name;
 use crate::email::normalize_email;
 use crate::fingerprint::{Fingerprint, SerialNumber};
 use crate::name::DistinguishedName;
-use crate::oid::Oid;
+use crate::oid::{Oid, OidError};
 use crate::spiffe::SpiffeId;
 
 /// A client certificate's identity: the leaf parsed once, plus the DER chain it came with.
@@ -382,9 +382,10 @@ impl ClientIdentity {
         &self.other_names
     }
 
-    /// The SPIFFE ID, per the X.509-SVID rules: the certificate is not a CA and has exactly one URI
-    /// SAN, which is a valid SPIFFE ID. A certificate with several URI SANs has no SPIFFE ID, even
-    /// if one of them is `spiffe://...`.
+    /// The SPIFFE ID, per the X.509-SVID rules for a leaf: the certificate has exactly one URI SAN,
+    /// which is a valid SPIFFE ID with a non-root path; it is not a CA; its key usage (when present)
+    /// has neither keyCertSign nor cRLSign. Otherwise `None`: a certificate with several URI SANs has
+    /// no SPIFFE ID, even if one of them is `spiffe://...`.
     pub fn spiffe_id(&self) -> Option<&SpiffeId> {
         self.spiffe_id.as_ref()
     }
@@ -465,11 +466,14 @@ impl fmt::Debug for ClientIdentity {
     }
 }
 
-fn to_system_time(unix: i64) -> SystemTime {
+/// `None` when the platform's `SystemTime` cannot hold the date (GeneralizedTime allows year 1,
+/// before Windows' epoch of 1601).
+fn to_system_time(unix: i64) -> Option<SystemTime> {
+    let d = Duration::from_secs(unix.unsigned_abs());
     if unix >= 0 {
-        SystemTime::UNIX_EPOCH + Duration::from_secs(unix.unsigned_abs())
+        SystemTime::UNIX_EPOCH.checked_add(d)
     } else {
-        SystemTime::UNIX_EPOCH - Duration::from_secs(unix.unsigned_abs())
+        SystemTime::UNIX_EPOCH.checked_sub(d)
     }
 }
 
@@ -493,12 +497,26 @@ fn parse_leaf(der: &[u8]) -> Result<ClientIdentity, IdentityError> {
         });
     }
 
+    let bad_oid = |e: OidError| IdentityError::Malformed {
+        index: INDEX,
+        reason: e.to_string(),
+    };
     let mut id = ClientIdentity {
-        subject: DistinguishedName::from_x509(cert.subject()),
-        issuer: DistinguishedName::from_x509(cert.issuer()),
-        serial: SerialNumber::from_bytes(cert.raw_serial()),
-        not_before: to_system_time(cert.validity().not_before.timestamp()),
-        not_after: to_system_time(cert.validity().not_after.timestamp()),
+        subject: DistinguishedName::from_x509(cert.subject()).map_err(bad_oid)?,
+        issuer: DistinguishedName::from_x509(cert.issuer()).map_err(bad_oid)?,
+        serial: SerialNumber::from_der_integer(cert.raw_serial()),
+        not_before: to_system_time(cert.validity().not_before.timestamp()).ok_or_else(|| {
+            IdentityError::Malformed {
+                index: INDEX,
+                reason: "notBefore is out of this platform's time range".into(),
+            }
+        })?,
+        not_after: to_system_time(cert.validity().not_after.timestamp()).ok_or_else(|| {
+            IdentityError::Malformed {
+                index: INDEX,
+                reason: "notAfter is out of this platform's time range".into(),
+            }
+        })?,
         dns_names: Vec::new(),
         uris: Vec::new(),
         ip_addresses: Vec::new(),
@@ -517,7 +535,7 @@ fn parse_leaf(der: &[u8]) -> Result<ClientIdentity, IdentityError> {
     };
 
     for ext in cert.extensions() {
-        let oid = Oid::from_der_oid(&ext.oid);
+        let oid = Oid::from_der_oid(&ext.oid).map_err(bad_oid)?;
         // RFC 5280 §4.2: "A certificate MUST NOT include more than one instance of a particular
         // extension." A second SAN or EKU could otherwise be read differently by different parsers.
         if id.extensions.iter().any(|e| e.oid == oid) {
@@ -554,7 +572,7 @@ fn parse_leaf(der: &[u8]) -> Result<ClientIdentity, IdentityError> {
                             id.ip_addresses.push(ip);
                         }
                         GeneralName::OtherName(type_id, value) => id.other_names.push(OtherName {
-                            type_id: Oid::from_der_oid(type_id),
+                            type_id: Oid::from_der_oid(type_id).map_err(bad_oid)?,
                             value: (*value).into(),
                         }),
                         GeneralName::Invalid(tag, _) => {
@@ -584,7 +602,9 @@ fn parse_leaf(der: &[u8]) -> Result<ClientIdentity, IdentityError> {
                         list.push(oid);
                     }
                 }
-                list.extend(eku.other.iter().map(Oid::from_der_oid));
+                for other in &eku.other {
+                    list.push(Oid::from_der_oid(other).map_err(bad_oid)?);
+                }
                 id.extended_key_usage = Some(list);
             }
             ParsedExtension::KeyUsage(ku) => id.key_usage = Some(KeyUsage(ku.flags)),
@@ -597,8 +617,8 @@ fn parse_leaf(der: &[u8]) -> Result<ClientIdentity, IdentityError> {
             ParsedExtension::CertificatePolicies(policies) => {
                 id.certificate_policies = policies
                     .iter()
-                    .map(|p| Oid::from_der_oid(&p.policy_id))
-                    .collect();
+                    .map(|p| Oid::from_der_oid(&p.policy_id).map_err(bad_oid))
+                    .collect::<Result<_, _>>()?;
             }
             _ => {}
         }
@@ -609,9 +629,16 @@ fn parse_leaf(der: &[u8]) -> Result<ClientIdentity, IdentityError> {
         });
     }
 
-    // X.509-SVID §2 and §4.1: exactly one URI SAN, and a leaf SVID is not a CA.
-    if id.uris.len() == 1 && !id.is_ca() {
-        id.spiffe_id = SpiffeId::parse(&id.uris[0]).ok();
+    // X.509-SVID: exactly one URI SAN (§2); a leaf SVID is not a CA and does not set keyCertSign
+    // or cRLSign (§4.1-4.3); a leaf's SPIFFE ID has a non-root path (§5.2). Anything else has no
+    // SPIFFE ID, so SPIFFE rules never match it.
+    let signs_certs = id
+        .key_usage
+        .is_some_and(|ku| ku.key_cert_sign() || ku.crl_sign());
+    if id.uris.len() == 1 && !id.is_ca() && !signs_certs {
+        id.spiffe_id = SpiffeId::parse(&id.uris[0])
+            .ok()
+            .filter(|s| !s.path().is_empty());
     }
     id.dns_normalized = id
         .dns_names
@@ -706,6 +733,31 @@ mod tests {
         let leaf = ca.leaf().uri("spiffe://Prod.Example/ns/a").build();
         let id = ClientIdentity::from_der(leaf.der()).unwrap();
         assert!(id.spiffe_id().is_none());
+    }
+
+    #[test]
+    fn spiffe_id_without_path_is_not_a_leaf_svid() {
+        let ca = ca();
+        let id = ClientIdentity::from_der(ca.leaf().spiffe("spiffe://prod.example").build().der())
+            .unwrap();
+        assert_eq!(id.uris(), ["spiffe://prod.example"]);
+        assert!(id.spiffe_id().is_none());
+    }
+
+    #[test]
+    fn certificate_with_an_oid_whose_first_sub_identifier_is_large_is_read_exactly() {
+        let ca = ca();
+        let oid = Oid::parse("2.999.1").unwrap();
+        let id = ClientIdentity::from_der(
+            ca.leaf()
+                .extension(&oid, false, &[5, 0])
+                .eku(&oid)
+                .build()
+                .der(),
+        )
+        .unwrap();
+        assert!(id.extension(&oid).is_some());
+        assert!(id.has_extended_key_usage(&oid));
     }
 
     #[test]

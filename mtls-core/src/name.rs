@@ -20,7 +20,7 @@ use std::fmt;
 use x509_parser::der_parser::asn1_rs::{Tag, ToDer};
 use x509_parser::x509::X509Name;
 
-use crate::oid::Oid;
+use crate::oid::{Oid, OidError};
 
 /// One attribute of a distinguished name: its type and value.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -109,27 +109,29 @@ impl DistinguishedName {
         if !rest.is_empty() {
             return Err(NameError::TrailingData(rest.len()));
         }
-        Ok(DistinguishedName::from_x509(&name))
+        DistinguishedName::from_x509(&name).map_err(|e| NameError::Der(e.to_string()))
     }
 
-    pub(crate) fn from_x509(name: &X509Name<'_>) -> DistinguishedName {
+    pub(crate) fn from_x509(name: &X509Name<'_>) -> Result<DistinguishedName, OidError> {
         let rdns: Vec<Vec<NameAttribute>> = name
             .iter_rdn()
             .map(|rdn| {
                 rdn.iter()
-                    .map(|atv| NameAttribute {
-                        oid: Oid::from_der_oid(atv.attr_type()),
-                        value: decode_value(atv.attr_value()),
+                    .map(|atv| {
+                        Ok(NameAttribute {
+                            oid: Oid::from_der_oid(atv.attr_type())?,
+                            value: decode_value(atv.attr_value()),
+                        })
                     })
                     .collect()
             })
-            .collect();
+            .collect::<Result<_, OidError>>()?;
         let rfc4514 = format_rfc4514(&rdns);
-        DistinguishedName {
+        Ok(DistinguishedName {
             rdns,
             rfc4514,
             der: name.as_raw().into(),
-        }
+        })
     }
 
     /// The RFC 4514 string form, most specific RDN first: `CN=svc-a,O=Example,C=GB`.
@@ -236,14 +238,21 @@ impl DistinguishedName {
         if parsed.len() != self.rdns.len() {
             return false;
         }
+        // Within a multi-valued RDN the attributes form a set, so compare them as multisets:
+        // every wanted attribute occurs as often in `have` as in `want` (no allocation: RDNs are
+        // tiny, and this runs on the policy allow path).
         parsed
             .iter()
             .zip(self.rdns.iter().rev())
             .all(|(want, have)| {
                 want.len() == have.len()
                     && want.iter().all(|(oid, value)| {
-                        have.iter()
-                            .any(|a| &a.oid == oid && a.as_str() == Some(value.as_str()))
+                        let wanted = want.iter().filter(|(o, v)| o == oid && v == value).count();
+                        let present = have
+                            .iter()
+                            .filter(|a| &a.oid == oid && a.as_str() == Some(value.as_str()))
+                            .count();
+                        wanted == present
                     })
             })
     }
@@ -372,11 +381,19 @@ pub(crate) fn parse_rfc4514(input: &str) -> Result<Vec<Vec<(Oid, String)>>, Name
     loop {
         // Attribute type, up to '='.
         let mut ty = String::new();
+        let mut saw_equals = false;
         for c in chars.by_ref() {
             if c == '=' {
+                saw_equals = true;
                 break;
             }
             ty.push(c);
+        }
+        if !saw_equals {
+            return Err(err(format!(
+                "`{}` has no `=`; write attributes as TYPE=value",
+                ty.trim()
+            )));
         }
         let ty = ty.trim();
         if ty.is_empty() {
@@ -503,6 +520,14 @@ mod tests {
         let ous: Vec<_> = dn.organizational_units().collect();
         assert_eq!(ous, ["eng", "payments"]);
         assert_eq!(dn.as_str(), "CN=svc,OU=payments,OU=eng,O=Example");
+    }
+
+    #[test]
+    fn multi_valued_rdn_compares_as_a_multiset() {
+        let der = name(&[vec![atv(CN, 0x0c, b"a"), atv(O, 0x0c, b"evil")]]);
+        let dn = DistinguishedName::from_der(&der).unwrap();
+        assert!(!dn.matches_rfc4514("CN=a+CN=a").unwrap());
+        assert!(dn.matches_rfc4514("O=evil+CN=a").unwrap());
     }
 
     #[test]

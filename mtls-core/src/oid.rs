@@ -228,9 +228,122 @@ impl Oid {
         &self.0
     }
 
-    /// Converts an OID as parsed by x509-parser. Its text is canonical by construction.
-    pub(crate) fn from_der_oid(oid: &x509_parser::der_parser::oid::Oid<'_>) -> Oid {
-        Oid(Cow::Owned(oid.to_id_string()))
+    /// Decodes the content octets of a DER `OBJECT IDENTIFIER` (without tag and length).
+    ///
+    /// Arcs of any size are decoded exactly (UUID-based `2.25.<128-bit>` OIDs included), and the
+    /// first sub-identifier is split per X.690 §8.19.4 even when it exceeds one byte
+    /// (`2.999` is `0x88 0x37`). Non-minimal encodings (a sub-identifier starting with `0x80`) and
+    /// a truncated last sub-identifier are errors.
+    pub fn from_der_content(content: &[u8]) -> Result<Oid, OidError> {
+        let err = |reason| OidError {
+            input: content.iter().map(|b| format!("{b:02x}")).collect(),
+            reason,
+        };
+        if content.is_empty() {
+            return Err(err("empty OBJECT IDENTIFIER"));
+        }
+        if content.last().is_some_and(|b| b & 0x80 != 0) {
+            return Err(err("the last sub-identifier is truncated"));
+        }
+        let mut out = String::new();
+        let mut first = true;
+        for sub in content.split_inclusive(|b| b & 0x80 == 0) {
+            if sub[0] == 0x80 {
+                return Err(err("a sub-identifier is not minimally encoded"));
+            }
+            let mut arc = Decimal::zero();
+            for b in sub {
+                arc.mul_add(128, u32::from(b & 0x7f));
+            }
+            if first {
+                // X.690 §8.19.4: the first sub-identifier is 40 * arc1 + arc2, where arc1 is 0 or
+                // 1 when the value is below 80 and 2 otherwise (then arc2 may be any size).
+                let (arc1, sub_by) = match arc.small() {
+                    Some(v) if v < 40 => (0, 0),
+                    Some(v) if v < 80 => (1, 40),
+                    _ => (2, 80),
+                };
+                arc.sub_small(sub_by);
+                out.push_str(&format!("{arc1}."));
+                first = false;
+            } else {
+                out.push('.');
+            }
+            out.push_str(&arc.to_string());
+        }
+        Ok(Oid(Cow::Owned(out)))
+    }
+
+    /// Converts an OID as parsed by x509-parser, decoding its DER content ourselves: x509-parser's
+    /// own text form mis-splits large first sub-identifiers and prints arcs beyond `u64` in hex,
+    /// which would make a policy on such an OID never match (and `not(..)` of it always match).
+    pub(crate) fn from_der_oid(
+        oid: &x509_parser::der_parser::oid::Oid<'_>,
+    ) -> Result<Oid, OidError> {
+        Oid::from_der_content(oid.as_bytes())
+    }
+}
+
+/// An unsigned integer of any size, as base-10^9 limbs (least significant first), for OID arcs.
+struct Decimal(Vec<u32>);
+
+impl Decimal {
+    const BASE: u64 = 1_000_000_000;
+
+    fn zero() -> Decimal {
+        Decimal(vec![0])
+    }
+
+    fn mul_add(&mut self, mul: u32, add: u32) {
+        let mut carry = u64::from(add);
+        for limb in &mut self.0 {
+            let v = u64::from(*limb) * u64::from(mul) + carry;
+            *limb = (v % Self::BASE) as u32;
+            carry = v / Self::BASE;
+        }
+        while carry > 0 {
+            self.0.push((carry % Self::BASE) as u32);
+            carry /= Self::BASE;
+        }
+    }
+
+    /// The value when it fits in one limb.
+    fn small(&self) -> Option<u32> {
+        match self.0.as_slice() {
+            [v] => Some(*v),
+            _ => None,
+        }
+    }
+
+    /// Subtracts `v`, which must not exceed the value (callers subtract at most 80 from a value of
+    /// at least 80).
+    fn sub_small(&mut self, v: u32) {
+        let mut borrow = u64::from(v);
+        for limb in &mut self.0 {
+            let cur = u64::from(*limb);
+            if cur >= borrow {
+                *limb = (cur - borrow) as u32;
+                break;
+            }
+            *limb = (cur + Self::BASE - borrow) as u32;
+            borrow = 1;
+        }
+        while self.0.len() > 1 && self.0.last() == Some(&0) {
+            self.0.pop();
+        }
+    }
+}
+
+impl fmt::Display for Decimal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut limbs = self.0.iter().rev();
+        if let Some(top) = limbs.next() {
+            write!(f, "{top}")?;
+        }
+        for limb in limbs {
+            write!(f, "{limb:09}")?;
+        }
+        Ok(())
     }
 }
 
@@ -321,6 +434,71 @@ mod tests {
     fn unknown_name_is_an_error_that_lists_known_names() {
         let err = Oid::parse_name_or_dotted("clientAuthentication").unwrap_err();
         assert!(err.to_string().contains("clientAuth"), "{err}");
+    }
+
+    #[test]
+    fn der_content_decodes_a_multi_byte_first_sub_identifier() {
+        // 2.999.1: the first sub-identifier is 80 + 999 = 1079 = 0x88 0x37.
+        assert_eq!(
+            Oid::from_der_content(&[0x88, 0x37, 0x01]).unwrap().as_str(),
+            "2.999.1"
+        );
+    }
+
+    #[test]
+    fn der_content_decodes_small_first_arcs() {
+        assert_eq!(
+            Oid::from_der_content(&[0x55, 0x04, 0x03]).unwrap(),
+            Oid::COMMON_NAME
+        );
+        assert_eq!(Oid::from_der_content(&[0x27]).unwrap().as_str(), "0.39");
+        assert_eq!(Oid::from_der_content(&[0x28]).unwrap().as_str(), "1.0");
+        assert_eq!(Oid::from_der_content(&[0x50]).unwrap().as_str(), "2.0");
+    }
+
+    #[test]
+    fn der_content_decodes_arcs_beyond_u128() {
+        // 2.25 followed by the arc 2^140: 0x81, nineteen 0x80, then 0x00 (twenty 7-bit zero groups).
+        let mut der = vec![0x69, 0x81];
+        der.extend(std::iter::repeat_n(0x80, 19));
+        der.push(0x00);
+        let oid = Oid::from_der_content(&der).unwrap();
+        assert_eq!(
+            oid.as_str(),
+            "2.25.1393796574908163946345982392040522594123776"
+        );
+    }
+
+    #[test]
+    fn der_content_decodes_a_uuid_arc() {
+        // 2.25.329800735698586629295641978511506172918 (RFC 4122 example UUID as an integer).
+        let value: u128 = 329_800_735_698_586_629_295_641_978_511_506_172_918;
+        let mut groups = Vec::new();
+        let mut v = value;
+        while v > 0 {
+            groups.push((v & 0x7f) as u8);
+            v >>= 7;
+        }
+        groups.reverse();
+        let last = groups.len() - 1;
+        let mut der = vec![0x69];
+        der.extend(
+            groups
+                .iter()
+                .enumerate()
+                .map(|(i, g)| if i < last { g | 0x80 } else { *g }),
+        );
+        assert_eq!(
+            Oid::from_der_content(&der).unwrap().as_str(),
+            "2.25.329800735698586629295641978511506172918"
+        );
+    }
+
+    #[test]
+    fn der_content_rejects_malformed_encodings() {
+        assert!(Oid::from_der_content(&[]).is_err());
+        assert!(Oid::from_der_content(&[0x55, 0x84]).is_err()); // truncated
+        assert!(Oid::from_der_content(&[0x55, 0x80, 0x01]).is_err()); // non-minimal
     }
 
     #[test]

@@ -180,7 +180,7 @@ pub enum PolicyError {
     /// neither is ever what the author meant.
     #[error("`{combinator}()` needs at least one rule; an empty {combinator} is refused rather than read as allow-all or deny-all")]
     Empty {
-        /// `"any"`, `"all"`, or `"policy"` for a configuration with no rules.
+        /// `"any"` or `"all"`.
         combinator: &'static str,
     },
     /// A key that names no rule.
@@ -366,9 +366,19 @@ impl Policy {
             "uri" => Rule::Uri(non_empty("uri", value)?.into()),
             "uri_prefix" => Rule::UriPrefix(non_empty("uri_prefix", value)?.into()),
             "spiffe" => Rule::SpiffeId(SpiffeId::parse(value).map_err(|e| invalid("spiffe", e))?),
-            "trust_domain" => Rule::TrustDomain(
-                TrustDomain::parse(value).map_err(|e| invalid("trust_domain", e))?,
-            ),
+            "trust_domain" => {
+                // TrustDomain::parse also takes a whole SPIFFE ID (as go-spiffe does), which here
+                // would silently widen `spiffe://td/one/workload` to every workload of `td`.
+                if value.contains(":/") {
+                    return Err(invalid(
+                        "trust_domain",
+                        ValueError::Other(format!(
+                            "expected a bare trust domain such as \"prod.example\", got {value:?}; use `spiffe` to match one SPIFFE ID"
+                        )),
+                    ));
+                }
+                Rule::TrustDomain(TrustDomain::parse(value).map_err(|e| invalid("trust_domain", e))?)
+            }
             "spiffe_path_prefix" => {
                 if value.is_empty() || value == "/" {
                     return Err(invalid(
@@ -404,6 +414,16 @@ impl Policy {
                         )),
                     )
                 })?;
+                if v.starts_with(char::is_whitespace) || v.ends_with(char::is_whitespace) {
+                    return Err(invalid(
+                        "subject",
+                        ValueError::Other(format!(
+                            "the value after `=` has leading or trailing spaces, which would be compared exactly; write `{}={}`",
+                            attr.trim(),
+                            v.trim()
+                        )),
+                    ));
+                }
                 Rule::Subject {
                     oid: Oid::parse_name_or_dotted(attr.trim()).map_err(|e| invalid("subject", e))?,
                     value: non_empty("subject", v)?.into(),
@@ -559,6 +579,9 @@ impl Policy {
     }
 
     /// The serial number equals `serial` (hex).
+    ///
+    /// Serials are unique only per issuer: when the client CA bundle has more than one CA (or
+    /// intermediates), pair this with [`issuer`](Self::issuer).
     pub fn serial(serial: &str) -> Result<Policy, PolicyError> {
         Policy::rule("serial", serial)
     }

@@ -538,3 +538,24 @@ proptest! {
         }
     }
 }
+
+// ----- regressions from review -----
+
+#[test]
+fn not_of_an_oid_with_a_large_first_sub_identifier_denies_a_certificate_that_has_it() {
+    let oid = Oid::parse("2.999.1").unwrap();
+    let cert = id(|l| l.extension(&oid, false, &[5, 0]));
+    assert!(!Policy::not(Policy::extension("2.999.1").unwrap()).allows(&cert));
+}
+
+#[test]
+fn trust_domain_rule_refuses_a_whole_spiffe_id() {
+    let err = Policy::trust_domain("spiffe://prod.example/ns/billing/sa/api").unwrap_err();
+    assert!(err.to_string().contains("use `spiffe`"), "{err}");
+}
+
+#[test]
+fn subject_rule_refuses_spaces_around_the_value() {
+    assert!(Policy::rule("subject", "L = Paris").is_err());
+    assert!(Policy::rule("subject", "L =Paris").is_ok());
+}
