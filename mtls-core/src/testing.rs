@@ -32,10 +32,12 @@ use rcgen::{
     BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType,
     ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls_pki_types::{
+    CertificateDer, CertificateRevocationListDer, PrivateKeyDer, PrivatePkcs8KeyDer,
+};
 use time::OffsetDateTime;
 
-use crate::{ClientIdentity, Oid};
+use crate::{ClientIdentity, Oid, SerialNumber};
 
 /// A root CA, a second-level intermediate under it, and an unrelated "rogue" root CA.
 #[derive(Debug)]
@@ -194,9 +196,87 @@ impl TestCa {
         &self.name
     }
 
-    /// The rcgen issuer, to sign other objects (CRLs, say) with this CA.
+    /// The rcgen issuer, to sign other objects with this CA.
     pub fn issuer(&self) -> &Issuer<'static, KeyPair> {
         &self.issuer
+    }
+
+    /// This CA certificate's serial number (to revoke an intermediate in its parent's CRL).
+    pub fn serial(&self) -> SerialNumber {
+        ClientIdentity::from_der(&self.cert)
+            .expect("a test CA certificate is always parseable")
+            .serial()
+            .clone()
+    }
+
+    /// A CRL from this CA revoking `serials`, current from an hour ago for a week.
+    pub fn crl(&self, serials: &[&SerialNumber]) -> TestCrl {
+        let now = SystemTime::now();
+        self.crl_with_validity(
+            serials,
+            now - Duration::from_secs(3600),
+            now + Duration::from_secs(7 * 86400),
+        )
+    }
+
+    /// A CRL from this CA revoking `serials`, whose `nextUpdate` passed an hour ago.
+    pub fn expired_crl(&self, serials: &[&SerialNumber]) -> TestCrl {
+        let now = SystemTime::now();
+        self.crl_with_validity(
+            serials,
+            now - Duration::from_secs(7 * 86400),
+            now - Duration::from_secs(3600),
+        )
+    }
+
+    fn crl_with_validity(
+        &self,
+        serials: &[&SerialNumber],
+        this_update: SystemTime,
+        next_update: SystemTime,
+    ) -> TestCrl {
+        let params = rcgen::CertificateRevocationListParams {
+            this_update: OffsetDateTime::from(this_update),
+            next_update: OffsetDateTime::from(next_update),
+            crl_number: rcgen::SerialNumber::from_slice(&[1]),
+            issuing_distribution_point: None,
+            revoked_certs: serials
+                .iter()
+                .map(|s| rcgen::RevokedCertParams {
+                    serial_number: rcgen::SerialNumber::from_slice(s.as_bytes()),
+                    revocation_time: OffsetDateTime::from(this_update),
+                    reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        };
+        let crl = params
+            .signed_by(&self.issuer)
+            .expect("rcgen could not sign the test CRL");
+        TestCrl {
+            pem: crl.pem().expect("rcgen could not PEM-encode the test CRL"),
+            der: crl.der().clone(),
+        }
+    }
+}
+
+/// A certificate revocation list issued by a [`TestCa`].
+#[derive(Debug, Clone)]
+pub struct TestCrl {
+    der: CertificateRevocationListDer<'static>,
+    pem: String,
+}
+
+impl TestCrl {
+    /// The CRL (DER).
+    pub fn der(&self) -> &CertificateRevocationListDer<'static> {
+        &self.der
+    }
+
+    /// The CRL (PEM, `-----BEGIN X509 CRL-----`).
+    pub fn pem(&self) -> &str {
+        &self.pem
     }
 }
 
@@ -536,6 +616,11 @@ impl TestCert {
     /// The private key (PKCS #8 PEM).
     pub fn key_pem(&self) -> &str {
         &self.key_pem
+    }
+
+    /// The leaf's serial number (to revoke it in a CRL).
+    pub fn serial(&self) -> SerialNumber {
+        self.identity().serial().clone()
     }
 
     /// The parsed identity of this certificate's chain.

@@ -31,7 +31,7 @@
 //!         None => req,
 //!     }
 //! };
-//! let status = |req| async { app.clone().oneshot(req).await.unwrap().status() };
+//! let status = |req: Request<Body>| async { app.clone().oneshot(req).await.unwrap().status() };
 //! assert_eq!(status(request(Some(billing))).await, StatusCode::OK);
 //! assert_eq!(status(request(None)).await, StatusCode::UNAUTHORIZED);
 //! assert_eq!(status(request(Some(web))).await, StatusCode::FORBIDDEN);
@@ -42,8 +42,66 @@
 //! in tests, [`RequestClientCertExt::with_client_cert`] does it with a certificate from
 //! `mtls_core::testing` (feature `testing`), no TLS involved.
 //!
+//! # Serving mutual TLS
+//!
+//! [`MtlsConfig`] builds a rustls server configuration that pins the client CA bundle, requires a
+//! client certificate with the clientAuth EKU, speaks TLS 1.3 only and checks CRLs; every loosening
+//! is a named opt-in. [`MtlsListener`] accepts TCP and runs each handshake in a task of its own,
+//! with a timeout and a bound on handshakes in flight, and parses the verified chain once per
+//! connection; [`serve`] (or `axum::serve` with [`MtlsMakeService`]) puts that [`ClientCert`] on
+//! every request of the connection.
+//!
+//! ```
+//! use axum::{routing::get, Router};
+//! use mtls_core::testing::TestPki;
+//! use mtls_tower::{ClientCert, MtlsConfig, MtlsListener, Policy, RequireClientCertLayer};
+//!
+//! # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+//! let pki = TestPki::new();
+//! let server_cert = pki.ca.leaf().dns("localhost").ekus(&[mtls_core::Oid::SERVER_AUTH]).build();
+//! let config = MtlsConfig::builder()
+//!     .server_cert(server_cert.chain().to_vec(), server_cert.key_der()) // or _pem_files(..)
+//!     .client_ca_certs(vec![pki.ca.cert_der().clone()])                 // or client_ca_pem_file(..)
+//!     .build()?;
+//!
+//! let app = Router::new()
+//!     .route("/", get(|cert: ClientCert| async move { format!("hello {}", cert.subject()) }))
+//!     .layer(RequireClientCertLayer::new(Policy::cn("alice")?));
+//!
+//! let listener = MtlsListener::bind("127.0.0.1:0", config).await?;
+//! let addr = listener.local_addr();
+//! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+//! let server = tokio::spawn(mtls_tower::serve_with_shutdown(listener, app, async { let _ = stopped.await; }));
+//!
+//! // A client with a certificate from the pinned CA:
+//! let alice = pki.ca.leaf().common_name("alice").build();
+//! # let mut roots = rustls::RootCertStore::empty();
+//! # roots.add(pki.ca.cert_der().clone())?;
+//! # let client = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+//! #     .with_safe_default_protocol_versions()?
+//! #     .with_root_certificates(roots)
+//! #     .with_client_auth_cert(alice.chain().to_vec(), alice.key_der())?;
+//! # let tcp = tokio::net::TcpStream::connect(addr).await?;
+//! # let mut tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(client))
+//! #     .connect(rustls::pki_types::ServerName::try_from("localhost")?, tcp).await?;
+//! # use tokio::io::{AsyncReadExt, AsyncWriteExt};
+//! # tls.write_all(b"GET / HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n").await?;
+//! # let mut response = String::new();
+//! # tls.read_to_string(&mut response).await?;
+//! assert!(response.starts_with("HTTP/1.1 200 OK"));
+//! assert!(response.ends_with("hello CN=alice"));
+//!
+//! stop.send(()).unwrap();
+//! server.await??;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
+//!
 //! # Features
-//! - `axum` (default): extractors and `IntoResponse` for [`CertRejection`].
+//! - `axum` (default): extractors, `IntoResponse` for [`CertRejection`], and with `server` the
+//!   `axum::serve` integration ([`serve`], [`MtlsMakeService`]).
+//! - `server` (default): [`MtlsConfig`], [`MtlsListener`], [`AddClientCert`] (tokio, rustls).
+//! - `ring` (default) / `aws-lc-rs`: the crypto provider [`MtlsConfig`] uses unless given one.
 //! - `serde`: policies from configuration files.
 //! - `testing`: re-exports the test PKI as [`testing`].
 
@@ -54,10 +112,19 @@ mod cert;
 mod extract;
 mod layer;
 mod rejection;
+#[cfg(feature = "server")]
+mod server;
 
 pub use cert::{CertSource, ClientCert, RequestClientCertExt};
 pub use layer::{RequireClientCert, RequireClientCertLayer, ResponseFuture};
 pub use rejection::{CertRejection, DefaultRejection, RejectionKind, RejectionResponse};
+#[cfg(all(feature = "server", feature = "axum"))]
+pub use server::{serve, serve_with_shutdown, MtlsMakeService};
+#[cfg(feature = "server")]
+pub use server::{
+    AddClientCert, ConfigError, MtlsConfig, MtlsConfigBuilder, MtlsListener, MtlsListenerBuilder,
+    MtlsStream, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_HANDSHAKES,
+};
 
 pub use mtls_core;
 pub use mtls_core::{ClientIdentity, Decision, DenyReason, Policy, PolicyError};

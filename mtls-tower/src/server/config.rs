@@ -1,0 +1,484 @@
+//! [`MtlsConfig`]: a rustls server configuration for mutual TLS, secure by default.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use mtls_core::ClientIdentity;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig};
+
+use super::verifier::ClientAuthEkuVerifier;
+
+/// A rustls [`ServerConfig`] for mutual TLS, built by [`MtlsConfig::builder`].
+///
+/// What the defaults enforce, and the named opt-in that loosens each:
+///
+/// | default | opt-in |
+/// |---|---|
+/// | a client certificate is required at the handshake | [`client_auth_optional`](MtlsConfigBuilder::client_auth_optional) (then enforce per route with the layer) |
+/// | only the configured client CA bundle is trusted; an empty bundle or one holding a non-CA certificate is an error | none |
+/// | TLS 1.3 only | [`allow_tls12`](MtlsConfigBuilder::allow_tls12) (ECDHE + AEAD suites only, as rustls offers no others) |
+/// | the client leaf must list the clientAuth EKU | [`allow_missing_client_auth_eku`](MtlsConfigBuilder::allow_missing_client_auth_eku) (then a leaf *without* an EKU extension is accepted; a serverAuth-only leaf never is) |
+/// | with CRLs: every certificate of the chain is checked, unknown status and expired CRLs are refused | [`allow_unknown_revocation_status`](MtlsConfigBuilder::allow_unknown_revocation_status), [`allow_expired_crls`](MtlsConfigBuilder::allow_expired_crls) |
+/// | ALPN `h2`, `http/1.1` | [`alpn_protocols`](MtlsConfigBuilder::alpn_protocols) |
+///
+/// The crypto provider is the one given to [`crypto_provider`](MtlsConfigBuilder::crypto_provider),
+/// else ring (feature `ring`, default) or aws-lc-rs (feature `aws-lc-rs`); it is never installed as
+/// the process default.
+#[derive(Clone)]
+pub struct MtlsConfig {
+    server_config: Arc<ServerConfig>,
+}
+
+impl MtlsConfig {
+    /// Starts a configuration.
+    pub fn builder() -> MtlsConfigBuilder {
+        MtlsConfigBuilder::default()
+    }
+
+    /// The rustls configuration, for a listener or any other rustls-based server.
+    pub fn server_config(&self) -> Arc<ServerConfig> {
+        self.server_config.clone()
+    }
+}
+
+impl From<MtlsConfig> for Arc<ServerConfig> {
+    fn from(config: MtlsConfig) -> Arc<ServerConfig> {
+        config.server_config
+    }
+}
+
+impl fmt::Debug for MtlsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MtlsConfig")
+            .field("alpn_protocols", &self.server_config.alpn_protocols)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why an [`MtlsConfig`] could not be built. Each variant names the file and the problem.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A file could not be read.
+    #[error("cannot read {what} {}: {source}", path.display())]
+    Io {
+        /// What the file was for ("server certificate chain", "client CA bundle", ...).
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file is not valid PEM (or DER, for CRLs).
+    #[error("{what} {source_name} is not valid: {reason}")]
+    Malformed {
+        /// What the input was for.
+        what: &'static str,
+        /// The file, or `(in memory)`.
+        source_name: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A certificate file or list holds no certificate.
+    #[error("{what} {source_name} holds no certificates")]
+    NoCertificates {
+        /// What the input was for.
+        what: &'static str,
+        /// The file, or `(in memory)`.
+        source_name: String,
+    },
+    /// The client CA bundle holds a certificate that is not a CA.
+    #[error("client CA bundle {source_name} holds a leaf certificate, not a CA (certificate {index}, {subject}); a client CA bundle must hold only CA certificates")]
+    NotACa {
+        /// The file, or `(in memory)`.
+        source_name: String,
+        /// Position in the bundle, from 0.
+        index: usize,
+        /// The certificate's subject, RFC 4514.
+        subject: String,
+    },
+    /// The server private key file holds no key.
+    #[error("server private key {source_name} holds no private key")]
+    NoPrivateKey {
+        /// The file, or `(in memory)`.
+        source_name: String,
+    },
+    /// The private key does not belong to the server certificate.
+    #[error("the server private key does not match the server certificate: {0}")]
+    KeyMismatch(#[source] rustls::Error),
+    /// A required part was not configured.
+    #[error("no {0} configured; call `{1}`")]
+    Missing(&'static str, &'static str),
+    /// Neither the `ring` nor the `aws-lc-rs` feature is enabled and no provider was given.
+    #[error("no crypto provider: enable the `ring` or `aws-lc-rs` feature of mtls-tower, or call `crypto_provider(..)`")]
+    NoCryptoProvider,
+    /// rustls refused the client certificate verifier (for example an unusable CRL).
+    #[error("client certificate verifier: {0}")]
+    Verifier(#[source] rustls::server::VerifierBuilderError),
+    /// rustls refused the configuration.
+    #[error("rustls: {0}")]
+    Rustls(#[source] rustls::Error),
+}
+
+/// Where a PEM/DER input came from, for error messages.
+#[derive(Clone)]
+enum Source<T> {
+    File(PathBuf),
+    Memory(T),
+}
+
+impl<T> Source<T> {
+    fn name(&self) -> String {
+        match self {
+            Source::File(p) => p.display().to_string(),
+            Source::Memory(_) => "(in memory)".to_owned(),
+        }
+    }
+}
+
+type ServerKey = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
+
+/// Builds an [`MtlsConfig`]. Every loosening of the defaults is a named method; see
+/// [`MtlsConfig`] for the table.
+#[must_use]
+#[derive(Default)]
+pub struct MtlsConfigBuilder {
+    server: Option<Source<ServerKey>>,
+    server_files: Option<(PathBuf, PathBuf)>,
+    client_ca: Option<Source<Vec<CertificateDer<'static>>>>,
+    crls: Vec<Source<Vec<CertificateRevocationListDer<'static>>>>,
+    client_auth_optional: bool,
+    allow_tls12: bool,
+    allow_missing_client_auth_eku: bool,
+    allow_unknown_revocation_status: bool,
+    allow_expired_crls: bool,
+    alpn: Option<Vec<Vec<u8>>>,
+    provider: Option<Arc<CryptoProvider>>,
+}
+
+impl fmt::Debug for MtlsConfigBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MtlsConfigBuilder")
+            .field("client_auth_optional", &self.client_auth_optional)
+            .field("allow_tls12", &self.allow_tls12)
+            .field(
+                "allow_missing_client_auth_eku",
+                &self.allow_missing_client_auth_eku,
+            )
+            .field(
+                "allow_unknown_revocation_status",
+                &self.allow_unknown_revocation_status,
+            )
+            .field("allow_expired_crls", &self.allow_expired_crls)
+            .finish_non_exhaustive()
+    }
+}
+
+fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, ConfigError> {
+    std::fs::read(path).map_err(|source| ConfigError::Io {
+        what,
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn pem_certs(
+    what: &'static str,
+    name: &str,
+    pem: &[u8],
+) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ConfigError::Malformed {
+            what,
+            source_name: name.to_owned(),
+            reason: e.to_string(),
+        })?;
+    if certs.is_empty() {
+        return Err(ConfigError::NoCertificates {
+            what,
+            source_name: name.to_owned(),
+        });
+    }
+    Ok(certs)
+}
+
+impl MtlsConfigBuilder {
+    /// The server certificate chain (leaf first) and private key, from PEM files.
+    pub fn server_cert_pem_files(mut self, chain: impl AsRef<Path>, key: impl AsRef<Path>) -> Self {
+        self.server_files = Some((chain.as_ref().to_owned(), key.as_ref().to_owned()));
+        self.server = None;
+        self
+    }
+
+    /// The server certificate chain (leaf first) and private key, in memory.
+    pub fn server_cert(
+        mut self,
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+    ) -> Self {
+        self.server = Some(Source::Memory((chain, key)));
+        self.server_files = None;
+        self
+    }
+
+    /// The client CA bundle, from a PEM file: the only roots client certificates may chain to.
+    pub fn client_ca_pem_file(mut self, path: impl AsRef<Path>) -> Self {
+        self.client_ca = Some(Source::File(path.as_ref().to_owned()));
+        self
+    }
+
+    /// The client CA bundle, in memory.
+    pub fn client_ca_certs(mut self, certs: Vec<CertificateDer<'static>>) -> Self {
+        self.client_ca = Some(Source::Memory(certs));
+        self
+    }
+
+    /// Adds a CRL file (PEM, possibly several CRLs, or DER). With CRLs configured, every certificate
+    /// of a client chain must have a current CRL from its issuer, or the handshake fails (see
+    /// [`allow_unknown_revocation_status`](Self::allow_unknown_revocation_status)).
+    pub fn crl_file(mut self, path: impl AsRef<Path>) -> Self {
+        self.crls.push(Source::File(path.as_ref().to_owned()));
+        self
+    }
+
+    /// Adds CRLs in memory (DER).
+    pub fn crls(mut self, crls: Vec<CertificateRevocationListDer<'static>>) -> Self {
+        self.crls.push(Source::Memory(crls));
+        self
+    }
+
+    /// Lets clients connect without a certificate. Requests on such connections carry no
+    /// [`ClientCert`](crate::ClientCert), so `RequireClientCertLayer` answers 401 on the routes it
+    /// guards and unguarded routes serve everyone. A certificate that *is* presented is still
+    /// fully verified.
+    pub fn client_auth_optional(mut self) -> Self {
+        self.client_auth_optional = true;
+        self
+    }
+
+    /// Accepts TLS 1.2 as well as 1.3 (rustls offers only ECDHE key exchange with AEAD suites).
+    pub fn allow_tls12(mut self) -> Self {
+        self.allow_tls12 = true;
+        self
+    }
+
+    /// Accepts client leaves without an EKU extension. A leaf whose EKU extension lacks clientAuth
+    /// (a serverAuth-only certificate, say) is still refused.
+    pub fn allow_missing_client_auth_eku(mut self) -> Self {
+        self.allow_missing_client_auth_eku = true;
+        self
+    }
+
+    /// With CRLs configured, accepts certificates for which no CRL says anything (instead of
+    /// refusing them). Certificates a CRL lists are still refused.
+    pub fn allow_unknown_revocation_status(mut self) -> Self {
+        self.allow_unknown_revocation_status = true;
+        self
+    }
+
+    /// Uses CRLs past their `nextUpdate` instead of refusing the certificates they cover.
+    pub fn allow_expired_crls(mut self) -> Self {
+        self.allow_expired_crls = true;
+        self
+    }
+
+    /// Replaces the ALPN protocols (default `h2`, `http/1.1`).
+    pub fn alpn_protocols(mut self, protocols: Vec<Vec<u8>>) -> Self {
+        self.alpn = Some(protocols);
+        self
+    }
+
+    /// The crypto provider to use (it is not installed process-wide).
+    pub fn crypto_provider(mut self, provider: Arc<CryptoProvider>) -> Self {
+        self.provider = Some(provider);
+        self
+    }
+
+    fn provider(&self) -> Result<Arc<CryptoProvider>, ConfigError> {
+        if let Some(p) = &self.provider {
+            return Ok(p.clone());
+        }
+        #[cfg(feature = "ring")]
+        {
+            Ok(Arc::new(rustls::crypto::ring::default_provider()))
+        }
+        #[cfg(all(not(feature = "ring"), feature = "aws-lc-rs"))]
+        {
+            Ok(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+        }
+        #[cfg(not(any(feature = "ring", feature = "aws-lc-rs")))]
+        {
+            Err(ConfigError::NoCryptoProvider)
+        }
+    }
+
+    fn load_server(&self) -> Result<ServerKey, ConfigError> {
+        if let Some((chain_path, key_path)) = &self.server_files {
+            const WHAT: &str = "server certificate chain";
+            let chain = pem_certs(
+                WHAT,
+                &chain_path.display().to_string(),
+                &read(WHAT, chain_path)?,
+            )?;
+            let key_pem = read("server private key", key_path)?;
+            let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| match e {
+                rustls::pki_types::pem::Error::NoItemsFound => ConfigError::NoPrivateKey {
+                    source_name: key_path.display().to_string(),
+                },
+                e => ConfigError::Malformed {
+                    what: "server private key",
+                    source_name: key_path.display().to_string(),
+                    reason: e.to_string(),
+                },
+            })?;
+            return Ok((chain, key));
+        }
+        match &self.server {
+            Some(Source::Memory((chain, key))) => {
+                if chain.is_empty() {
+                    return Err(ConfigError::NoCertificates {
+                        what: "server certificate chain",
+                        source_name: "(in memory)".into(),
+                    });
+                }
+                Ok((chain.clone(), key.clone_key()))
+            }
+            _ => Err(ConfigError::Missing(
+                "server certificate",
+                "server_cert_pem_files(..) or server_cert(..)",
+            )),
+        }
+    }
+
+    fn load_client_ca(&self) -> Result<RootCertStore, ConfigError> {
+        const WHAT: &str = "client CA bundle";
+        let source = self.client_ca.as_ref().ok_or(ConfigError::Missing(
+            WHAT,
+            "client_ca_pem_file(..) or client_ca_certs(..)",
+        ))?;
+        let name = source.name();
+        let certs = match source {
+            Source::File(path) => pem_certs(WHAT, &name, &read(WHAT, path)?)?,
+            Source::Memory(certs) if certs.is_empty() => {
+                return Err(ConfigError::NoCertificates {
+                    what: WHAT,
+                    source_name: name,
+                })
+            }
+            Source::Memory(certs) => certs.clone(),
+        };
+        let mut roots = RootCertStore::empty();
+        for (index, cert) in certs.into_iter().enumerate() {
+            // Pinning a leaf as a "CA" would trust whatever its key signs, and hints at a mixed-up
+            // file: refuse anything that is not a CA certificate.
+            let id = ClientIdentity::from_der(&cert).map_err(|e| ConfigError::Malformed {
+                what: WHAT,
+                source_name: name.clone(),
+                reason: format!("certificate {index}: {e}"),
+            })?;
+            if !id.is_ca() {
+                return Err(ConfigError::NotACa {
+                    source_name: name,
+                    index,
+                    subject: id.subject().to_string(),
+                });
+            }
+            roots.add(cert).map_err(|e| ConfigError::Malformed {
+                what: WHAT,
+                source_name: name.clone(),
+                reason: format!("certificate {index}: {e}"),
+            })?;
+        }
+        Ok(roots)
+    }
+
+    fn load_crls(&self) -> Result<Vec<CertificateRevocationListDer<'static>>, ConfigError> {
+        const WHAT: &str = "CRL file";
+        let mut out = Vec::new();
+        for source in &self.crls {
+            match source {
+                Source::Memory(crls) => out.extend(crls.iter().cloned()),
+                Source::File(path) => {
+                    let bytes = read(WHAT, path)?;
+                    if bytes.first() == Some(&0x30) {
+                        // A DER CRL starts with a SEQUENCE tag; PEM starts with text.
+                        out.push(CertificateRevocationListDer::from(bytes));
+                        continue;
+                    }
+                    let crls = CertificateRevocationListDer::pem_slice_iter(&bytes)
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(|e| ConfigError::Malformed {
+                            what: WHAT,
+                            source_name: path.display().to_string(),
+                            reason: e.to_string(),
+                        })?;
+                    if crls.is_empty() {
+                        return Err(ConfigError::Malformed {
+                            what: WHAT,
+                            source_name: path.display().to_string(),
+                            reason:
+                                "no X509 CRL found (expected PEM `-----BEGIN X509 CRL-----` or DER)"
+                                    .into(),
+                        });
+                    }
+                    out.extend(crls);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Reads and checks everything, and builds the configuration.
+    pub fn build(self) -> Result<MtlsConfig, ConfigError> {
+        let provider = self.provider()?;
+        let (chain, key) = self.load_server()?;
+        let roots = Arc::new(self.load_client_ca()?);
+        let crls = self.load_crls()?;
+
+        let mut verifier = WebPkiClientVerifier::builder_with_provider(roots, provider.clone());
+        if !crls.is_empty() {
+            verifier = verifier.with_crls(crls);
+            if !self.allow_expired_crls {
+                verifier = verifier.enforce_revocation_expiration();
+            }
+            if self.allow_unknown_revocation_status {
+                verifier = verifier.allow_unknown_revocation_status();
+            }
+        }
+        if self.client_auth_optional {
+            verifier = verifier.allow_unauthenticated();
+        }
+        let verifier = verifier.build().map_err(ConfigError::Verifier)?;
+        let verifier = Arc::new(ClientAuthEkuVerifier::new(
+            verifier,
+            !self.allow_missing_client_auth_eku,
+        ));
+
+        let versions: &[&'static rustls::SupportedProtocolVersion] = if self.allow_tls12 {
+            &[&rustls::version::TLS13, &rustls::version::TLS12]
+        } else {
+            &[&rustls::version::TLS13]
+        };
+        let builder = ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(versions)
+            .map_err(ConfigError::Rustls)?
+            .with_client_cert_verifier(verifier);
+        let mut config = builder.with_single_cert(chain, key).map_err(|e| match e {
+            e @ rustls::Error::InconsistentKeys(_) => ConfigError::KeyMismatch(e),
+            e => ConfigError::Rustls(e),
+        })?;
+        config.alpn_protocols = self
+            .alpn
+            .unwrap_or_else(|| vec![b"h2".to_vec(), b"http/1.1".to_vec()]);
+        Ok(MtlsConfig {
+            server_config: Arc::new(config),
+        })
+    }
+}

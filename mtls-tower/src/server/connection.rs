@@ -1,0 +1,106 @@
+//! [`AddClientCert`]: puts a connection's [`ClientCert`] on every request of that connection.
+
+use std::net::SocketAddr;
+use std::task::{Context, Poll};
+
+use http::Request;
+use tower_service::Service;
+
+use crate::cert::ClientCert;
+
+/// A per-connection service that inserts the connection's [`ClientCert`] (and, with the `axum`
+/// feature, `axum::extract::ConnectInfo<SocketAddr>`) into every request, then calls `inner`.
+///
+/// The make-service [`MtlsMakeService`](crate::MtlsMakeService) builds one per connection for
+/// `axum::serve`. In a hand-written hyper-util loop, build it yourself from what
+/// [`MtlsListener::accept`](crate::MtlsListener::accept) returns:
+///
+/// ```no_run
+/// use hyper_util::rt::{TokioExecutor, TokioIo};
+/// use hyper_util::server::conn::auto;
+/// use hyper_util::service::TowerToHyperService;
+/// use mtls_tower::{AddClientCert, MtlsListener};
+///
+/// # async fn run(mut listener: MtlsListener, app: axum::Router) {
+/// loop {
+///     let (stream, peer) = listener.accept().await; // handshake done, identity parsed once
+///     let svc = AddClientCert::new(app.clone(), stream.client_cert().cloned()).with_remote_addr(peer);
+///     tokio::spawn(async move {
+///         let _ = auto::Builder::new(TokioExecutor::new())
+///             .serve_connection(TokioIo::new(stream), TowerToHyperService::new(svc))
+///             .await;
+///     });
+/// }
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct AddClientCert<S> {
+    inner: S,
+    client_cert: Option<ClientCert>,
+    remote_addr: Option<SocketAddr>,
+}
+
+impl<S> AddClientCert<S> {
+    /// Wraps `inner` for a connection whose verified certificate is `client_cert` (`None` when the
+    /// client sent none).
+    pub fn new(inner: S, client_cert: Option<ClientCert>) -> Self {
+        AddClientCert {
+            inner,
+            client_cert,
+            remote_addr: None,
+        }
+    }
+
+    /// Also inserts `axum::extract::ConnectInfo(addr)` (feature `axum`).
+    #[must_use]
+    pub fn with_remote_addr(mut self, addr: SocketAddr) -> Self {
+        self.remote_addr = Some(addr);
+        self
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Consumes the wrapper, returning the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, B> Service<Request<B>> for AddClientCert<S>
+where
+    S: Service<Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        // Only the handshake speaks for the connection: whatever the request carried is replaced.
+        match &self.client_cert {
+            Some(cert) => {
+                req.extensions_mut().insert(cert.clone());
+            }
+            None => {
+                req.extensions_mut().remove::<ClientCert>();
+            }
+        }
+        #[cfg(feature = "axum")]
+        if let Some(addr) = self.remote_addr {
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(addr));
+        }
+        self.inner.call(req)
+    }
+}

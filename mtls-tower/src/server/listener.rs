@@ -1,0 +1,396 @@
+//! [`MtlsListener`]: TCP accept, then the TLS handshake in a task of its own per connection, and
+//! the verified client identity parsed once per connection.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use mtls_core::ClientIdentity;
+use rustls::ServerConfig;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::JoinHandle;
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsAcceptor;
+
+use crate::cert::ClientCert;
+
+/// The default time a client has to complete the TLS handshake.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default bound on TLS handshakes in progress at once.
+pub const DEFAULT_MAX_HANDSHAKES: usize = 256;
+
+/// A mutual-TLS listener: accepts TCP connections and runs each TLS handshake in its own task,
+/// so a slow or silent client never holds up the others.
+///
+/// - handshakes time out after [`handshake_timeout`](MtlsListenerBuilder::handshake_timeout)
+///   (default 10 s);
+/// - at most [`max_handshakes`](MtlsListenerBuilder::max_handshakes) are in progress at once
+///   (default 256); beyond that, new connections wait in the kernel's accept queue;
+/// - accept and handshake errors are logged and never end the listener: client faults at `debug`
+///   (with the peer address and the TLS alert), resource exhaustion at `error`;
+/// - the verified chain is parsed once into a [`ClientCert`], carried by the [`MtlsStream`].
+///
+/// With the `axum` feature it is an `axum::serve::Listener`; see [`crate::serve`] for how each
+/// request gets the connection's `ClientCert`. For a hand-written hyper-util loop, call
+/// [`accept`](Self::accept) and wrap your service in [`AddClientCert`](crate::AddClientCert).
+pub struct MtlsListener {
+    local_addr: SocketAddr,
+    /// Until the first `accept`, which starts the accept loop inside the runtime.
+    pending: Option<Box<Settings>>,
+    running: Option<Running>,
+}
+
+struct Running {
+    incoming: mpsc::Receiver<(MtlsStream, SocketAddr)>,
+    task: JoinHandle<()>,
+}
+
+struct Settings {
+    tcp: TcpListener,
+    acceptor: TlsAcceptor,
+    handshake_timeout: Duration,
+    max_handshakes: usize,
+}
+
+impl fmt::Debug for MtlsListener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MtlsListener")
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for MtlsListener {
+    fn drop(&mut self) {
+        if let Some(running) = &self.running {
+            running.task.abort();
+        }
+    }
+}
+
+/// Configures an [`MtlsListener`].
+#[must_use]
+pub struct MtlsListenerBuilder {
+    tcp: TcpListener,
+    config: Arc<ServerConfig>,
+    handshake_timeout: Duration,
+    max_handshakes: usize,
+}
+
+impl fmt::Debug for MtlsListenerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MtlsListenerBuilder")
+            .field("handshake_timeout", &self.handshake_timeout)
+            .field("max_handshakes", &self.max_handshakes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MtlsListenerBuilder {
+    /// How long a client has to complete the handshake (default 10 s). A zero duration is taken
+    /// as the default rather than refusing every client.
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = if timeout.is_zero() {
+            DEFAULT_HANDSHAKE_TIMEOUT
+        } else {
+            timeout
+        };
+        self
+    }
+
+    /// At most this many handshakes in progress at once (default 256; at least 1).
+    pub fn max_handshakes(mut self, max: usize) -> Self {
+        self.max_handshakes = max.max(1);
+        self
+    }
+
+    /// The listener. It starts accepting on its first [`accept`](MtlsListener::accept).
+    pub fn build(self) -> io::Result<MtlsListener> {
+        Ok(MtlsListener {
+            local_addr: self.tcp.local_addr()?,
+            pending: Some(Box::new(Settings {
+                tcp: self.tcp,
+                acceptor: TlsAcceptor::from(self.config),
+                handshake_timeout: self.handshake_timeout,
+                max_handshakes: self.max_handshakes,
+            })),
+            running: None,
+        })
+    }
+}
+
+impl MtlsListener {
+    /// Binds a TCP listener on `addr` and serves mutual TLS with `config` (an
+    /// [`MtlsConfig`](crate::MtlsConfig) or any `Arc<rustls::ServerConfig>`), with the default
+    /// timeout and bound.
+    pub async fn bind(
+        addr: impl ToSocketAddrs,
+        config: impl Into<Arc<ServerConfig>>,
+    ) -> io::Result<MtlsListener> {
+        MtlsListener::builder(TcpListener::bind(addr).await?, config).build()
+    }
+
+    /// Configures a listener on an already bound TCP listener.
+    pub fn builder(tcp: TcpListener, config: impl Into<Arc<ServerConfig>>) -> MtlsListenerBuilder {
+        MtlsListenerBuilder {
+            tcp,
+            config: config.into(),
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            max_handshakes: DEFAULT_MAX_HANDSHAKES,
+        }
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The next connection whose TLS handshake succeeded, with the peer's address. Never fails:
+    /// errors are logged and the listener goes on.
+    pub async fn accept(&mut self) -> (MtlsStream, SocketAddr) {
+        if let Some(settings) = self.pending.take() {
+            let (tx, rx) = mpsc::channel(settings.max_handshakes);
+            let task = tokio::spawn(accept_loop(*settings, tx));
+            self.running = Some(Running { incoming: rx, task });
+        }
+        let next = match &mut self.running {
+            Some(running) => running.incoming.recv().await,
+            None => None,
+        };
+        match next {
+            Some(conn) => conn,
+            None => {
+                // Only if the accept loop ended, which it does not do while we hold the receiver.
+                tracing::error!(target: "mtls_tower::listener", "accept loop stopped; no more connections");
+                std::future::pending().await
+            }
+        }
+    }
+}
+
+async fn accept_loop(settings: Settings, tx: mpsc::Sender<(MtlsStream, SocketAddr)>) {
+    let Settings {
+        tcp,
+        acceptor,
+        handshake_timeout,
+        max_handshakes,
+    } = settings;
+    let handshakes = Arc::new(Semaphore::new(max_handshakes));
+    loop {
+        // Wait for a handshake slot before accepting, so that a flood of clients queues in the
+        // kernel instead of in this process.
+        let Ok(permit) = handshakes.clone().acquire_owned().await else {
+            return;
+        };
+        let (tcp_stream, peer) = match tcp.accept().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                handle_accept_error(&e).await;
+                continue;
+            }
+        };
+        if tx.is_closed() {
+            return;
+        }
+        let _ = tcp_stream.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let result = tokio::time::timeout(
+                handshake_timeout,
+                acceptor.accept(tcp_stream).into_fallible(),
+            )
+            .await;
+            drop(permit);
+            let tls = match result {
+                Err(_) => {
+                    tracing::debug!(
+                        target: "mtls_tower::listener",
+                        %peer,
+                        timeout = ?handshake_timeout,
+                        "TLS handshake timed out"
+                    );
+                    return;
+                }
+                Ok(Err((e, tcp_stream))) => {
+                    log_handshake_error(peer, &e);
+                    lingering_close(tcp_stream).await;
+                    return;
+                }
+                Ok(Ok(tls)) => tls,
+            };
+            let client_cert = match tls.get_ref().1.peer_certificates() {
+                Some(chain) if !chain.is_empty() => match ClientIdentity::from_der_chain(chain) {
+                    Ok(id) => Some(ClientCert::from_handshake(Arc::new(id))),
+                    Err(e) => {
+                        // Verified by rustls but unreadable to us: refuse the connection rather than
+                        // serve it as if it had no certificate.
+                        tracing::warn!(
+                            target: "mtls_tower::listener",
+                            %peer,
+                            error = %e,
+                            "closing connection: verified client certificate could not be parsed"
+                        );
+                        return;
+                    }
+                },
+                _ => None,
+            };
+            let _ = tx
+                .send((
+                    MtlsStream {
+                        inner: tls,
+                        client_cert,
+                    },
+                    peer,
+                ))
+                .await;
+        });
+    }
+}
+
+/// Closes a connection whose handshake failed so that the client can read the alert rustls just
+/// sent: send FIN, then read and discard what the client had in flight (in TLS 1.3 it may already
+/// have sent its Finished and a request) for a moment. Closing with unread data would make the
+/// kernel answer with a reset, and a reset can destroy the alert before the client reads it.
+async fn lingering_close(mut tcp: TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const LINGER: Duration = Duration::from_secs(1);
+    const MAX_DISCARD: usize = 64 * 1024;
+    let _ = tcp.shutdown().await;
+    let _ = tokio::time::timeout(LINGER, async {
+        let mut buf = [0u8; 4096];
+        let mut discarded = 0;
+        while discarded < MAX_DISCARD {
+            match tcp.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => discarded += n,
+            }
+        }
+    })
+    .await;
+}
+
+async fn handle_accept_error(e: &io::Error) {
+    use io::ErrorKind::*;
+    match e.kind() {
+        // The client went away between SYN and accept: its problem, not ours.
+        ConnectionAborted | ConnectionRefused | ConnectionReset | Interrupted => {
+            tracing::debug!(target: "mtls_tower::listener", error = %e, "accept failed");
+        }
+        // Out of file descriptors or memory: back off instead of spinning.
+        _ => {
+            tracing::error!(target: "mtls_tower::listener", error = %e, "accept failed; retrying in 1 s");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+}
+
+fn log_handshake_error(peer: SocketAddr, e: &io::Error) {
+    let tls = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+    let alert = tls.and_then(sent_alert);
+    tracing::debug!(
+        target: "mtls_tower::listener",
+        %peer,
+        error = %e,
+        alert = alert.map(tracing::field::debug),
+        "TLS handshake failed"
+    );
+}
+
+/// The alert rustls sends for a handshake error, where it is determined by the error.
+fn sent_alert(e: &rustls::Error) -> Option<rustls::AlertDescription> {
+    use rustls::{AlertDescription, Error, PeerIncompatible};
+    match e {
+        Error::InvalidCertificate(ce) => Some(AlertDescription::from(ce.clone())),
+        Error::NoCertificatesPresented => Some(AlertDescription::CertificateRequired),
+        Error::PeerIncompatible(PeerIncompatible::Tls12NotOffered)
+        | Error::PeerIncompatible(PeerIncompatible::Tls13RequiredForQuic)
+        | Error::PeerIncompatible(PeerIncompatible::SupportedVersionsExtensionRequired) => {
+            Some(AlertDescription::ProtocolVersion)
+        }
+        Error::PeerIncompatible(_) => Some(AlertDescription::HandshakeFailure),
+        _ => None,
+    }
+}
+
+/// A TLS connection accepted by [`MtlsListener`], with its client's verified certificate.
+pub struct MtlsStream {
+    inner: TlsStream<TcpStream>,
+    client_cert: Option<ClientCert>,
+}
+
+impl MtlsStream {
+    /// The verified client certificate, parsed once for this connection; `None` when the client
+    /// sent none (possible only with optional client authentication).
+    pub fn client_cert(&self) -> Option<&ClientCert> {
+        self.client_cert.as_ref()
+    }
+
+    /// The TLS stream.
+    pub fn get_ref(&self) -> &TlsStream<TcpStream> {
+        &self.inner
+    }
+
+    /// The TLS stream and the client certificate.
+    pub fn into_parts(self) -> (TlsStream<TcpStream>, Option<ClientCert>) {
+        (self.inner, self.client_cert)
+    }
+}
+
+impl fmt::Debug for MtlsStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MtlsStream")
+            .field("peer", &self.inner.get_ref().0.peer_addr().ok())
+            .field("client_cert", &self.client_cert)
+            .finish()
+    }
+}
+
+impl AsyncRead for MtlsStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for MtlsStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}

@@ -1,0 +1,18 @@
+//! Serving mutual TLS (feature `server`): a secure rustls configuration, a listener that handshakes
+//! each connection in a task of its own, and the verified identity put on every request.
+
+mod config;
+mod connection;
+mod listener;
+#[cfg(feature = "axum")]
+mod serve;
+mod verifier;
+
+pub use config::{ConfigError, MtlsConfig, MtlsConfigBuilder};
+pub use connection::AddClientCert;
+pub use listener::{
+    MtlsListener, MtlsListenerBuilder, MtlsStream, DEFAULT_HANDSHAKE_TIMEOUT,
+    DEFAULT_MAX_HANDSHAKES,
+};
+#[cfg(feature = "axum")]
+pub use serve::{serve, serve_with_shutdown, MtlsMakeService};

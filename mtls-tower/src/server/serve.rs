@@ -1,0 +1,129 @@
+//! Serving an axum app over mutual TLS (features `server` + `axum`).
+
+use std::convert::Infallible;
+use std::future::{ready, Future, Ready};
+use std::io;
+use std::task::{Context, Poll};
+
+use axum::serve::IncomingStream;
+use axum::Router;
+use tower_service::Service;
+
+use super::connection::AddClientCert;
+use super::listener::{MtlsListener, MtlsStream};
+
+/// The make-service for `axum::serve` over an [`MtlsListener`]: gives each connection an
+/// [`AddClientCert`] around your app, so every request carries the connection's
+/// [`ClientCert`](crate::ClientCert) and `ConnectInfo<SocketAddr>`.
+///
+/// ```no_run
+/// use axum::{routing::get, Router};
+/// use mtls_tower::{MtlsConfig, MtlsListener, MtlsMakeService, RequireClientCertLayer};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let config = MtlsConfig::builder()
+///     .server_cert_pem_files("server.pem", "server.key")
+///     .client_ca_pem_file("clients-ca.pem")
+///     .build()?;
+/// let app = Router::new()
+///     .route("/", get(|| async { "hello" }))
+///     .layer(RequireClientCertLayer::any_verified());
+/// let listener = MtlsListener::bind("127.0.0.1:8443", config).await?;
+/// axum::serve(listener, MtlsMakeService::new(app)).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct MtlsMakeService<S> {
+    app: S,
+}
+
+impl<S> MtlsMakeService<S> {
+    /// Wraps the app (a `Router`, or any service `axum::serve` takes).
+    pub fn new(app: S) -> Self {
+        MtlsMakeService { app }
+    }
+}
+
+impl<S: Clone> Service<IncomingStream<'_, MtlsListener>> for MtlsMakeService<S> {
+    type Response = AddClientCert<S>;
+    type Error = Infallible;
+    type Future = Ready<Result<AddClientCert<S>, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, stream: IncomingStream<'_, MtlsListener>) -> Self::Future {
+        let cert = stream.io().client_cert().cloned();
+        ready(Ok(
+            AddClientCert::new(self.app.clone(), cert).with_remote_addr(*stream.remote_addr())
+        ))
+    }
+}
+
+impl axum::serve::Listener for MtlsListener {
+    type Io = MtlsStream;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        MtlsListener::accept(self).await
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        Ok(MtlsListener::local_addr(self))
+    }
+}
+
+/// Serves `app` over mutual TLS until Ctrl-C (or SIGTERM on Unix), then shuts down gracefully:
+/// stops accepting and lets in-flight requests finish.
+///
+/// ```no_run
+/// # async fn run(listener: mtls_tower::MtlsListener, app: axum::Router) -> std::io::Result<()> {
+/// mtls_tower::serve(listener, app).await
+/// # }
+/// ```
+pub async fn serve(listener: MtlsListener, app: Router) -> io::Result<()> {
+    serve_with_shutdown(listener, app, shutdown_signal()).await
+}
+
+/// Serves `app` over mutual TLS until `signal` completes, then shuts down gracefully.
+pub async fn serve_with_shutdown<F>(
+    listener: MtlsListener,
+    app: Router,
+    signal: F,
+) -> io::Result<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    axum::serve(listener, MtlsMakeService::new(app))
+        .with_graceful_shutdown(signal)
+        .await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C; serving until the process ends");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!(target: "mtls_tower::serve", "shutting down");
+}
