@@ -77,8 +77,3 @@ pub(crate) fn truncate_for_display(s: &str) -> String {
     }
     format!("{}... ({} bytes)", &s[..end], s.len())
 }
-
-/// The workspace README's Rust examples, compiled and run as doc tests.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-pub struct ReadmeDoctests;

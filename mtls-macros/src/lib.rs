@@ -1,5 +1,90 @@
-//! `#[require_cert(..)]`: per-route client-certificate policies for axum handlers, validated at
-//! compile time.
+//! `#[require_cert(..)]`: per-route client-certificate policies for axum handlers, checked at
+//! compile time. Use it through `mtls_tower::require_cert` (feature `macros`, on by default).
 //!
-//! Not written yet: this crate is a placeholder in the workspace so that the layout is final. The
-//! attribute will be re-exported by `mtls-tower`; use that crate's `RequireClientCertLayer` until then.
+//! ```
+//! use axum::{routing::get, Router};
+//! use http::{Request, StatusCode};
+//! use mtls_core::testing::TestCa;
+//! use mtls_tower::{require_cert, ClientCert, RequestClientCertExt};
+//! use tower::ServiceExt;
+//!
+//! #[require_cert(san = "*.billing.internal", not(ou = "contractors"))]
+//! async fn invoices(cert: ClientCert) -> String {
+//!     format!("invoices for {}", cert.subject())
+//! }
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let app = Router::new().route("/invoices", get(invoices));
+//! let ca = TestCa::new("Example CA");
+//! let call = |id| {
+//!     let app = app.clone();
+//!     async move {
+//!         let req = Request::get("/invoices").with_client_cert(id).body(axum::body::Body::empty()).unwrap();
+//!         app.oneshot(req).await.unwrap().status()
+//!     }
+//! };
+//! assert_eq!(call(ca.leaf().dns("api.billing.internal").build().identity()).await, StatusCode::OK);
+//! assert_eq!(call(ca.leaf().dns("www.web.internal").build().identity()).await, StatusCode::FORBIDDEN);
+//! # });
+//! ```
+//!
+//! # Syntax
+//! - `key = "value"`: one rule; the keys are mtls-core's (`san`, `uri`, `uri_prefix`, `spiffe`,
+//!   `trust_domain`, `spiffe_path_prefix`, `ip`, `email`, `cn`, `o`, `ou`, `subject`, `issuer`,
+//!   `issuer_cn`, `eku`, `oid`, `cert_policy`, `fingerprint`, `serial`);
+//! - `key = ["a", "b"]`: any of the values;
+//! - `any(..)`, `all(..)`, `not(..)`: combinators (items inside `not` are ANDed first);
+//! - top-level items are ANDed; `#[require_cert]` alone admits any verified certificate;
+//! - `policy = path::to::f`: a `fn() -> Policy` from your code, ANDed with the rest;
+//! - `deny = "not_found"`: answer denials with 404 instead of 403; `shadow`: log, do not enforce.
+//!
+//! Every literal is checked at compile time by the parser the runtime uses; a mistake is a
+//! compile error pointing at the literal. Unknown and duplicate keys, and empty `any()` / `all()`
+//! / `not()` / lists, are errors too.
+//!
+//! # What it generates
+//! One extractor parameter is put first in the signature; the rest of the function (parameters,
+//! return type, generics, attributes, docs, visibility) is emitted unchanged. The extractor reads
+//! the request's `ClientCert`, the one the server put there from the TLS handshake, and answers
+//! 401 without one and 403 (or 404) when the policy denies, with the same bodies, rejection
+//! extension and log event as `RequireClientCertLayer`. The policy is built once, on first use.
+//! A route's attribute adds to any router-wide layer and cannot weaken it. Place it above
+//! `#[debug_handler]`.
+
+mod attr;
+mod expand;
+
+use proc_macro::TokenStream;
+
+/// Requires a verified client certificate that satisfies a policy before the handler runs.
+/// See the [crate docs](crate) for the syntax.
+#[proc_macro_attribute]
+pub fn require_cert(args: TokenStream, item: TokenStream) -> TokenStream {
+    let original = proc_macro2::TokenStream::from(item.clone());
+    let func = match syn::parse::<syn::ItemFn>(item) {
+        Ok(f) => f,
+        Err(_) => {
+            let e = syn::Error::new(
+                first_token_span(&original),
+                "#[require_cert] can only be applied to an `async fn` handler",
+            );
+            return expand::error_with_original(&e, &original).into();
+        }
+    };
+    let args = match syn::parse::<attr::Args>(args) {
+        Ok(a) => a,
+        Err(e) => return expand::error_with_original(&e, &original).into(),
+    };
+    match expand::expand(&args, func) {
+        Ok(tokens) => tokens.into(),
+        Err(e) => expand::error_with_original(&e, &original).into(),
+    }
+}
+
+fn first_token_span(tokens: &proc_macro2::TokenStream) -> proc_macro2::Span {
+    tokens
+        .clone()
+        .into_iter()
+        .next()
+        .map_or_else(expand::call_site, |t| t.span())
+}

@@ -98,5 +98,63 @@ fn layer(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, layer);
+#[mtls_tower::require_cert(
+    trust_domain = "prod.example",
+    san = "*.billing.internal",
+    not(ou = "contractors")
+)]
+async fn guarded_handler() -> &'static str {
+    "ok"
+}
+
+async fn plain_handler() -> &'static str {
+    "ok"
+}
+
+/// The same 3-rule policy as a router-wide layer and as `#[require_cert]`, on an axum router.
+fn router(c: &mut Criterion) {
+    use axum::routing::get;
+    let ca = TestCa::new("Bench CA");
+    let allowed = Arc::new(
+        ca.leaf()
+            .dns("api.billing.internal")
+            .spiffe("spiffe://prod.example/ns/billing/sa/api")
+            .build()
+            .identity(),
+    );
+    let policy = Policy::all([
+        Policy::trust_domain("prod.example").unwrap(),
+        Policy::san_dns("*.billing.internal").unwrap(),
+        !Policy::ou("contractors").unwrap(),
+    ])
+    .unwrap();
+    let mut bare = axum::Router::new().route("/", get(plain_handler));
+    let mut layered = axum::Router::new()
+        .route("/", get(plain_handler))
+        .layer(RequireClientCertLayer::new(policy));
+    let mut attributed = axum::Router::new().route("/", get(guarded_handler));
+    let request = || {
+        Request::get("/")
+            .extension(ClientCert::from_handshake(allowed.clone()))
+            .body(axum::body::Body::empty())
+            .unwrap()
+    };
+    let mut group = c.benchmark_group("axum router");
+    for (name, svc) in [
+        ("bare", &mut bare),
+        ("layer 3 rules", &mut layered),
+        ("#[require_cert] 3 rules", &mut attributed),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter_batched(
+                request,
+                |req| now(Service::call(svc, black_box(req))).unwrap(),
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, layer, router);
 criterion_main!(benches);

@@ -215,27 +215,11 @@ where
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let config = &*self.config;
-        let rejection = match req.extensions().get::<ClientCert>() {
-            None => Some(CertRejection::new(
-                RejectionKind::MissingCertificate,
-                StatusCode::UNAUTHORIZED,
-            )),
-            Some(cert) => match &config.policy {
-                // The allow path: no allocation. `evaluate` is only called to build the reason.
-                Some(policy) if !policy.allows(cert.identity()) => match policy.evaluate(cert) {
-                    Decision::Deny(reason) => Some(CertRejection::new(
-                        RejectionKind::PolicyDenied(reason),
-                        if config.not_found {
-                            StatusCode::NOT_FOUND
-                        } else {
-                            StatusCode::FORBIDDEN
-                        },
-                    )),
-                    Decision::Allow => None,
-                },
-                _ => None,
-            },
-        };
+        let rejection = check(
+            req.extensions().get::<ClientCert>(),
+            config.policy.as_ref(),
+            config.not_found,
+        );
         let Some(rejection) = rejection else {
             return ResponseFuture::future(self.inner.call(req));
         };
@@ -251,12 +235,23 @@ where
 
 fn log_rejection<B>(rejection: &CertRejection, req: &Request<B>, shadow: bool) {
     let cert = req.extensions().get::<ClientCert>();
+    log_rejection_parts(rejection, cert, req.method(), req.uri(), shadow);
+}
+
+/// The warn event for a rejection, shared by the layer and the `#[require_cert]` guard.
+pub(crate) fn log_rejection_parts(
+    rejection: &CertRejection,
+    cert: Option<&ClientCert>,
+    method: &http::Method,
+    uri: &http::Uri,
+    shadow: bool,
+) {
     let subject = cert.map(|c| c.subject().as_str());
     let spiffe_id = cert.and_then(|c| c.spiffe_id()).map(|s| s.as_str());
     let fingerprint = cert.map(|c| tracing::field::display(c.fingerprint_sha256()));
     let rule = rejection.deny_reason().map(tracing::field::display);
     // Only the path: query strings may carry secrets.
-    let path = req.uri().path();
+    let path = uri.path();
     let message = match (rejection.kind(), shadow) {
         (RejectionKind::MissingCertificate, false) => {
             "request rejected: no verified client certificate"
@@ -271,7 +266,7 @@ fn log_rejection<B>(rejection: &CertRejection, req: &Request<B>, shadow: bool) {
         target: "mtls_tower::reject",
         status = rejection.status().as_u16(),
         shadow,
-        method = %req.method(),
+        method = %method,
         path,
         subject,
         spiffe_id,
@@ -279,6 +274,36 @@ fn log_rejection<B>(rejection: &CertRejection, req: &Request<B>, shadow: bool) {
         rule,
         "{message}"
     );
+}
+
+/// Decides for one request: `None` to let it through, or the rejection. The allow path does not
+/// allocate; `evaluate` runs only to build a denial's reason.
+pub(crate) fn check(
+    cert: Option<&ClientCert>,
+    policy: Option<&Policy>,
+    not_found: bool,
+) -> Option<CertRejection> {
+    let Some(cert) = cert else {
+        return Some(CertRejection::new(
+            RejectionKind::MissingCertificate,
+            StatusCode::UNAUTHORIZED,
+        ));
+    };
+    let policy = policy?;
+    if policy.allows(cert.identity()) {
+        return None;
+    }
+    match policy.evaluate(cert) {
+        Decision::Deny(reason) => Some(CertRejection::new(
+            RejectionKind::PolicyDenied(reason),
+            if not_found {
+                StatusCode::NOT_FOUND
+            } else {
+                StatusCode::FORBIDDEN
+            },
+        )),
+        Decision::Allow => None,
+    }
 }
 
 pin_project! {

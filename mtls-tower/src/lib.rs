@@ -115,6 +115,10 @@ mod rejection;
 #[cfg(feature = "server")]
 mod server;
 
+#[doc(hidden)]
+#[cfg(feature = "macros")]
+pub mod __private;
+
 pub use cert::{CertSource, ClientCert, RequestClientCertExt};
 pub use layer::{RequireClientCert, RequireClientCertLayer, ResponseFuture};
 pub use rejection::{CertRejection, DefaultRejection, RejectionKind, RejectionResponse};
@@ -127,7 +131,12 @@ pub use server::{
 };
 
 pub use mtls_core;
+
 pub use mtls_core::{ClientIdentity, Decision, DenyReason, Policy, PolicyError};
+/// `#[require_cert(..)]`: per-handler certificate policies, checked at compile time (feature
+/// `macros`). See [`mtls_macros`](https://docs.rs/mtls-macros) for the syntax.
+#[cfg(feature = "macros")]
+pub use mtls_macros::require_cert;
 
 /// The test PKI of `mtls-core` (feature `testing`).
 #[cfg(feature = "testing")]
@@ -135,3 +144,8 @@ pub use mtls_core::testing;
 
 #[cfg(test)]
 mod tests;
+
+/// The workspace README's Rust examples, compiled (and run, unless marked `no_run`) as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

@@ -458,3 +458,59 @@ async fn churning_connections_does_not_grow_memory() {
         "RSS grew {growth} KiB ({before} -> {after})"
     );
 }
+
+#[mtls_tower::require_cert(san = "*.billing.internal", not(ou = "contractors"))]
+async fn billing_only(cert: ClientCert) -> String {
+    format!("billing {}", cert.dns_names()[0])
+}
+
+#[mtls_tower::require_cert(cn = "admin", deny = "not_found")]
+async fn admin_only() -> &'static str {
+    "admin"
+}
+
+#[tokio::test]
+async fn require_cert_handlers_over_real_tls() {
+    let pki = Pki::new();
+    let app = Router::new()
+        .route("/billing", get(billing_only))
+        .route("/admin", get(admin_only));
+    let server = Server::start(pki.config().build().unwrap(), app).await;
+    let billing = pki.pki.ca.leaf().dns("api.billing.internal").build();
+    let contractor = pki
+        .pki
+        .ca
+        .leaf()
+        .dns("api.billing.internal")
+        .org_unit("contractors")
+        .build();
+    let admin = pki.pki.ca.leaf().common_name("admin").build();
+    assert_eq!(
+        request(&pki, &server, "/billing", Some(&billing)).await,
+        Outcome::Status(200, "billing api.billing.internal".into())
+    );
+    assert_eq!(
+        request(&pki, &server, "/billing", Some(&contractor))
+            .await
+            .status(),
+        Some(403)
+    );
+    assert_eq!(
+        request(&pki, &server, "/billing", Some(&admin))
+            .await
+            .status(),
+        Some(403)
+    );
+    assert_eq!(
+        request(&pki, &server, "/admin", Some(&admin))
+            .await
+            .status(),
+        Some(200)
+    );
+    assert_eq!(
+        request(&pki, &server, "/admin", Some(&billing))
+            .await
+            .status(),
+        Some(404)
+    );
+}
