@@ -176,6 +176,18 @@ impl TestCa {
         }
     }
 
+    /// A server certificate for `host` (a DNS name, also covering 127.0.0.1 and ::1), with the
+    /// serverAuth EKU, for a test server.
+    pub fn server_cert(&self, host: &str) -> TestCert {
+        self.leaf()
+            .common_name(host)
+            .dns(host)
+            .ip(IpAddr::from([127, 0, 0, 1]))
+            .ip(IpAddr::from(std::net::Ipv6Addr::LOCALHOST))
+            .ekus(&[Oid::SERVER_AUTH])
+            .build()
+    }
+
     /// This CA's certificate (DER).
     pub fn cert_der(&self) -> &CertificateDer<'static> {
         &self.cert

@@ -54,11 +54,12 @@
 //! ```
 //! use axum::{routing::get, Router};
 //! use mtls_core::testing::TestPki;
+//! use mtls_tower::testing::Outcome;
 //! use mtls_tower::{ClientCert, MtlsConfig, MtlsListener, Policy, RequireClientCertLayer};
 //!
 //! # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
 //! let pki = TestPki::new();
-//! let server_cert = pki.ca.leaf().dns("localhost").ekus(&[mtls_core::Oid::SERVER_AUTH]).build();
+//! let server_cert = pki.ca.server_cert("localhost");
 //! let config = MtlsConfig::builder()
 //!     .server_cert(server_cert.chain().to_vec(), server_cert.key_der()) // or _pem_files(..)
 //!     .client_ca_certs(vec![pki.ca.cert_der().clone()])                 // or client_ca_pem_file(..)
@@ -73,23 +74,15 @@
 //! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
 //! let server = tokio::spawn(mtls_tower::serve_with_shutdown(listener, app, async { let _ = stopped.await; }));
 //!
-//! // A client with a certificate from the pinned CA:
+//! // A client with a certificate from the pinned CA (mtls_tower::testing, feature `testing`):
 //! let alice = pki.ca.leaf().common_name("alice").build();
-//! # let mut roots = rustls::RootCertStore::empty();
-//! # roots.add(pki.ca.cert_der().clone())?;
-//! # let client = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
-//! #     .with_safe_default_protocol_versions()?
-//! #     .with_root_certificates(roots)
-//! #     .with_client_auth_cert(alice.chain().to_vec(), alice.key_der())?;
-//! # let tcp = tokio::net::TcpStream::connect(addr).await?;
-//! # let mut tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(client))
-//! #     .connect(rustls::pki_types::ServerName::try_from("localhost")?, tcp).await?;
-//! # use tokio::io::{AsyncReadExt, AsyncWriteExt};
-//! # tls.write_all(b"GET / HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n").await?;
-//! # let mut response = String::new();
-//! # tls.read_to_string(&mut response).await?;
-//! assert!(response.starts_with("HTTP/1.1 200 OK"));
-//! assert!(response.ends_with("hello CN=alice"));
+//! let client = mtls_tower::testing::TestClient::new(&pki.ca).with_cert(&alice);
+//! assert_eq!(client.get(addr, "/").await, Outcome::Status(200, "hello CN=alice".into()));
+//! // One from the same CA that the policy does not allow, and one from another CA:
+//! let bob = pki.ca.leaf().common_name("bob").build();
+//! assert_eq!(client.clone().with_cert(&bob).get(addr, "/").await.status(), Some(403));
+//! let mallory = pki.rogue_ca.leaf().common_name("alice").build();
+//! assert!(client.with_cert(&mallory).get(addr, "/").await.refused_with("UnknownCA"));
 //!
 //! stop.send(()).unwrap();
 //! server.await??;
@@ -103,7 +96,8 @@
 //! - `server` (default): [`MtlsConfig`], [`MtlsListener`], [`AddClientCert`] (tokio, rustls).
 //! - `ring` (default) / `aws-lc-rs`: the crypto provider [`MtlsConfig`] uses unless given one.
 //! - `serde`: policies from configuration files.
-//! - `testing`: re-exports the test PKI as [`testing`].
+//! - `testing`: [`testing`], the test PKI and an HTTPS test client that presents a chosen
+//!   client certificate.
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
@@ -138,9 +132,8 @@ pub use mtls_core::{ClientIdentity, Decision, DenyReason, Policy, PolicyError};
 #[cfg(feature = "macros")]
 pub use mtls_macros::require_cert;
 
-/// The test PKI of `mtls-core` (feature `testing`).
 #[cfg(feature = "testing")]
-pub use mtls_core::testing;
+pub mod testing;
 
 #[cfg(test)]
 mod tests;

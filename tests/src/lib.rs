@@ -1,7 +1,6 @@
-//! Harness for the end-to-end tests in `tests/`: a test PKI written to a temporary folder, an
-//! mTLS axum server on 127.0.0.1 with a port of its own, and a minimal HTTPS/1.1 client on rustls
-//! that presents a chosen client certificate (or none) and reports how the server answered: a
-//! status code, or the TLS alert that refused it.
+//! Harness for the end-to-end tests in `tests/`: a test PKI with a server certificate, an mTLS
+//! axum server on 127.0.0.1 with a port of its own, temporary folders for PEM files. The client
+//! side is `mtls_tower::testing::TestClient`, the one users get.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -9,18 +8,13 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use mtls_core::testing::{TestCa, TestCert, TestPki};
+use mtls_core::testing::{TestCert, TestPki};
 use mtls_tower::{MtlsConfig, MtlsConfigBuilder, MtlsListener};
-use rustls::pki_types::ServerName;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tokio_rustls::TlsConnector;
 
 /// A throwaway PKI plus a server certificate for `localhost`.
 #[derive(Debug)]
@@ -35,14 +29,7 @@ impl Pki {
     /// Generates the PKI.
     pub fn new() -> Pki {
         let pki = TestPki::new();
-        let server = pki
-            .ca
-            .leaf()
-            .common_name("localhost")
-            .dns("localhost")
-            .ip("127.0.0.1".parse().unwrap())
-            .ekus(&[mtls_core::Oid::SERVER_AUTH])
-            .build();
+        let server = pki.ca.server_cert("localhost");
         Pki { pki, server }
     }
 
@@ -103,107 +90,6 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.task.abort();
     }
-}
-
-/// How a request went.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// The server answered with this status and body.
-    Status(u16, String),
-    /// The TLS connection failed; the text is rustls's error (it names the alert received, such as
-    /// `received fatal alert: UnknownCA`).
-    Refused(String),
-}
-
-impl Outcome {
-    /// The status code, if the request got an HTTP answer.
-    pub fn status(&self) -> Option<u16> {
-        match self {
-            Outcome::Status(s, _) => Some(*s),
-            Outcome::Refused(_) => None,
-        }
-    }
-
-    /// Whether the TLS connection failed with a message containing `text`.
-    pub fn refused_with(&self, text: &str) -> bool {
-        matches!(self, Outcome::Refused(e) if e.contains(text))
-    }
-}
-
-/// Which protocol versions the client offers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Versions {
-    /// TLS 1.3 and 1.2.
-    Default,
-    /// TLS 1.2 only.
-    Tls12Only,
-}
-
-/// A TLS client trusting `server_ca`, presenting `client` (or no certificate).
-pub fn client_config(
-    server_ca: &TestCa,
-    client: Option<&TestCert>,
-    versions: Versions,
-) -> Arc<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(server_ca.cert_der().clone()).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    static BOTH: &[&rustls::SupportedProtocolVersion] =
-        &[&rustls::version::TLS13, &rustls::version::TLS12];
-    static TLS12: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS12];
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(match versions {
-            Versions::Default => BOTH,
-            Versions::Tls12Only => TLS12,
-        })
-        .unwrap()
-        .with_root_certificates(roots);
-    let mut config = match client {
-        Some(cert) => builder
-            .with_client_auth_cert(cert.chain().to_vec(), cert.key_der())
-            .unwrap(),
-        None => builder.with_no_client_auth(),
-    };
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Arc::new(config)
-}
-
-/// `GET path` over a new TLS connection, `Connection: close`.
-pub async fn get(addr: SocketAddr, path: &str, config: Arc<rustls::ClientConfig>) -> Outcome {
-    match get_inner(addr, path, config).await {
-        Ok(outcome) => outcome,
-        Err(e) => Outcome::Refused(e.to_string()),
-    }
-}
-
-async fn get_inner(
-    addr: SocketAddr,
-    path: &str,
-    config: Arc<rustls::ClientConfig>,
-) -> io::Result<Outcome> {
-    let tcp = TcpStream::connect(addr).await?;
-    let mut tls = TlsConnector::from(config)
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await?;
-    tls.write_all(
-        format!("GET {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n").as_bytes(),
-    )
-    .await?;
-    let mut response = Vec::new();
-    // In TLS 1.3 the server judges the client certificate after the client thinks the handshake is
-    // done, so a refusal shows up here, as an alert while reading.
-    tls.read_to_end(&mut response).await?;
-    let text = String::from_utf8_lossy(&response).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| io::Error::other(format!("not an HTTP response: {text:?}")))?;
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    Ok(Outcome::Status(status, body))
 }
 
 /// A temporary folder, removed when dropped.

@@ -9,7 +9,8 @@ use axum::routing::get;
 use axum::Router;
 use mtls_core::testing::TestCert;
 use mtls_core::{Oid, Policy};
-use mtls_tests::{client_config, get as https_get, Outcome, Pki, Server, Versions};
+use mtls_tests::{Pki, Server};
+use mtls_tower::testing::{Outcome, TestClient};
 use mtls_tower::{ClientCert, MtlsListener, RequireClientCertLayer};
 use tokio::io::AsyncWriteExt;
 
@@ -34,12 +35,12 @@ fn guarded_app() -> Router {
 }
 
 async fn request(pki: &Pki, server: &Server, path: &str, client: Option<&TestCert>) -> Outcome {
-    https_get(
-        server.addr,
-        path,
-        client_config(&pki.pki.ca, client, Versions::Default),
-    )
-    .await
+    let c = TestClient::new(&pki.pki.ca);
+    let c = match client {
+        Some(cert) => c.with_cert(cert),
+        None => c,
+    };
+    c.get(server.addr, path).await
 }
 
 async fn default_server(pki: &Pki) -> Server {
@@ -255,12 +256,11 @@ async fn tls12_client_is_refused_by_default() {
     let pki = Pki::new();
     let server = default_server(&pki).await;
     let client = pki.pki.ca.leaf().build();
-    let outcome = https_get(
-        server.addr,
-        "/",
-        client_config(&pki.pki.ca, Some(&client), Versions::Tls12Only),
-    )
-    .await;
+    let outcome = TestClient::new(&pki.pki.ca)
+        .with_cert(&client)
+        .tls12_only()
+        .get(server.addr, "/")
+        .await;
     assert!(outcome.refused_with("ProtocolVersion"), "{outcome:?}");
 }
 
@@ -269,12 +269,11 @@ async fn tls12_client_is_accepted_with_allow_tls12() {
     let pki = Pki::new();
     let server = Server::start(pki.config().allow_tls12().build().unwrap(), app()).await;
     let client = pki.pki.ca.leaf().common_name("old").build();
-    let outcome = https_get(
-        server.addr,
-        "/",
-        client_config(&pki.pki.ca, Some(&client), Versions::Tls12Only),
-    )
-    .await;
+    let outcome = TestClient::new(&pki.pki.ca)
+        .with_cert(&client)
+        .tls12_only()
+        .get(server.addr, "/")
+        .await;
     assert_eq!(outcome, Outcome::Status(200, "hello CN=old".into()));
 }
 
@@ -399,7 +398,7 @@ async fn alpn_offers_h2_and_http11() {
     let pki = Pki::new();
     let server = default_server(&pki).await;
     let client = pki.pki.ca.leaf().build();
-    let mut config = (*client_config(&pki.pki.ca, Some(&client), Versions::Default)).clone();
+    let mut config = (*TestClient::new(&pki.pki.ca).with_cert(&client).config()).clone();
     config.alpn_protocols = vec![b"h2".to_vec()];
     let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
     let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
@@ -432,16 +431,13 @@ async fn churning_connections_does_not_grow_memory() {
     let pki = Pki::new();
     let server = default_server(&pki).await;
     let client = pki.pki.ca.leaf().build();
-    let config = client_config(&pki.pki.ca, Some(&client), Versions::Default);
+    let tc = TestClient::new(&pki.pki.ca).with_cert(&client);
     let churn = |n: usize| {
-        let config = config.clone();
+        let tc = tc.clone();
         let addr = server.addr;
         async move {
             for _ in 0..n {
-                assert_eq!(
-                    https_get(addr, "/", config.clone()).await.status(),
-                    Some(200)
-                );
+                assert_eq!(tc.get(addr, "/").await.status(), Some(200));
             }
         }
     };
