@@ -90,6 +90,8 @@
 //! # }).unwrap();
 //! ```
 //!
+//! See the [`deploying`] guide for what is checked where, rotation, CRLs and proxies.
+//!
 //! # Features
 //! - `axum` (default): extractors, `IntoResponse` for [`CertRejection`], and with `server` the
 //!   `axum::serve` integration ([`serve`], [`MtlsMakeService`]).
@@ -134,6 +136,12 @@ pub use mtls_macros::require_cert;
 
 #[cfg(feature = "testing")]
 pub mod testing;
+
+/// A guide to deploying mutual TLS with this crate: what is checked at the handshake and what per
+/// request, certificates, rotation, CRLs, proxies, logs. (Documentation only.)
+pub mod deploying {
+    #![doc = include_str!("../docs/deploying.md")]
+}
 
 #[cfg(test)]
 mod tests;
