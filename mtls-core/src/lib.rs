@@ -41,6 +41,7 @@
 pub mod dns;
 pub mod email;
 pub mod fingerprint;
+pub mod forwarded;
 pub mod identity;
 pub mod ip;
 pub mod name;

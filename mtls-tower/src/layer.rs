@@ -328,13 +328,13 @@ pin_project! {
 }
 
 impl<F, B> ResponseFuture<F, B> {
-    fn future(future: F) -> Self {
+    pub(crate) fn future(future: F) -> Self {
         ResponseFuture {
             kind: Kind::Future { future },
         }
     }
 
-    fn rejected(response: Response<B>) -> Self {
+    pub(crate) fn rejected(response: Response<B>) -> Self {
         ResponseFuture {
             kind: Kind::Rejected {
                 response: Some(response),

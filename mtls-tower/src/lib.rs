@@ -107,6 +107,7 @@ mod cert;
 #[cfg(feature = "axum")]
 mod extract;
 mod layer;
+pub mod proxy;
 mod rejection;
 #[cfg(feature = "server")]
 mod server;
@@ -117,6 +118,7 @@ pub mod __private;
 
 pub use cert::{CertSource, ClientCert, RequestClientCertExt};
 pub use layer::{RequireClientCert, RequireClientCertLayer, ResponseFuture};
+pub use proxy::{ForwardedFormat, PeerAddr, ProxyHeaderError, TrustedProxy, TrustedProxyLayer};
 pub use rejection::{CertRejection, DefaultRejection, RejectionKind, RejectionResponse};
 #[cfg(all(feature = "server", feature = "axum"))]
 pub use server::{serve, serve_with_shutdown, MtlsMakeService};

@@ -132,21 +132,43 @@ impl TestClient {
 
     /// `GET path` on a new connection (`Connection: close`).
     pub async fn get(&self, addr: SocketAddr, path: &str) -> Outcome {
-        match self.get_inner(addr, path).await {
+        self.get_with_headers::<&str, &str>(addr, path, &[]).await
+    }
+
+    /// `GET path` with extra request headers, on a new connection (to test, say, that forged
+    /// forwarded-certificate headers are ignored).
+    pub async fn get_with_headers<K: AsRef<str>, V: AsRef<str>>(
+        &self,
+        addr: SocketAddr,
+        path: &str,
+        headers: &[(K, V)],
+    ) -> Outcome {
+        let extra: String = headers
+            .iter()
+            .map(|(k, v)| format!("{}: {}\r\n", k.as_ref(), v.as_ref()))
+            .collect();
+        match self.get_inner(addr, path, &extra).await {
             Ok(outcome) => outcome,
             Err(e) => Outcome::Refused(e.to_string()),
         }
     }
 
-    async fn get_inner(&self, addr: SocketAddr, path: &str) -> io::Result<Outcome> {
+    async fn get_inner(
+        &self,
+        addr: SocketAddr,
+        path: &str,
+        extra_headers: &str,
+    ) -> io::Result<Outcome> {
         let tcp = TcpStream::connect(addr).await?;
         let server_name = ServerName::try_from("localhost").map_err(io::Error::other)?;
         let mut tls = TlsConnector::from(self.config.clone())
             .connect(server_name, tcp)
             .await?;
         tls.write_all(
-            format!("GET {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
-                .as_bytes(),
+            format!(
+                "GET {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n{extra_headers}\r\n"
+            )
+            .as_bytes(),
         )
         .await?;
         let mut response = Vec::new();
@@ -165,4 +187,74 @@ impl TestClient {
             .unwrap_or_default();
         Ok(Outcome::Status(status, body))
     }
+}
+
+/// The RFC 9440 `Client-Cert` header value for `cert`'s leaf: `:<base64 DER>:`, as a proxy would
+/// send it.
+pub fn client_cert_header(cert: &TestCert) -> String {
+    format!(":{}:", base64(cert.der()))
+}
+
+/// The RFC 9440 `Client-Cert-Chain` header value for `cert`'s chain after the leaf.
+pub fn client_cert_chain_header(cert: &TestCert) -> String {
+    cert.chain()[1..]
+        .iter()
+        .map(|c| format!(":{}:", base64(c.as_ref())))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// nginx's `$ssl_client_escaped_cert` for `cert`'s leaf: its PEM, URL-encoded.
+pub fn nginx_escaped_cert_header(cert: &TestCert) -> String {
+    url_encode(cert.cert_pem())
+}
+
+/// An Envoy `x-forwarded-client-cert` element for `cert`: `Hash` (SHA-256 of the DER), `Cert`
+/// (URL-encoded PEM), `Subject`, and the DNS and URI SANs, as Envoy's `SANITIZE_SET` emits it.
+pub fn xfcc_header(cert: &TestCert) -> String {
+    let id = cert.identity();
+    let hash = id.fingerprint_sha256().to_string();
+    let hash = hash.strip_prefix("sha256:").unwrap_or(&hash);
+    let mut out = format!(
+        "Hash={hash};Cert=\"{}\";Subject=\"{}\"",
+        url_encode(cert.cert_pem()),
+        id.subject().as_str().replace('"', "\\\"")
+    );
+    for uri in id.uris() {
+        out.push_str(&format!(";URI={uri}"));
+    }
+    for dns in id.dns_names() {
+        out.push_str(&format!(";DNS={dns}"));
+    }
+    out
+}
+
+fn base64(data: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, &b)| acc | (u32::from(b) << (16 - 8 * i)));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 0x3f) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn url_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(b).to_string()
+            }
+            b => format!("%{b:02X}"),
+        })
+        .collect()
 }

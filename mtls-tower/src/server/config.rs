@@ -126,6 +126,23 @@ pub enum ConfigError {
     Rustls(#[source] rustls::Error),
 }
 
+/// The crate's default crypto provider: ring (feature `ring`), else aws-lc-rs (feature
+/// `aws-lc-rs`). Never installed process-wide.
+pub(crate) fn default_provider() -> Result<Arc<CryptoProvider>, ConfigError> {
+    #[cfg(feature = "ring")]
+    {
+        Ok(Arc::new(rustls::crypto::ring::default_provider()))
+    }
+    #[cfg(all(not(feature = "ring"), feature = "aws-lc-rs"))]
+    {
+        Ok(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+    }
+    #[cfg(not(any(feature = "ring", feature = "aws-lc-rs")))]
+    {
+        Err(ConfigError::NoCryptoProvider)
+    }
+}
+
 /// Where a PEM/DER input came from, for error messages.
 #[derive(Clone)]
 enum Source<T> {
@@ -302,20 +319,9 @@ impl MtlsConfigBuilder {
     }
 
     fn provider(&self) -> Result<Arc<CryptoProvider>, ConfigError> {
-        if let Some(p) = &self.provider {
-            return Ok(p.clone());
-        }
-        #[cfg(feature = "ring")]
-        {
-            Ok(Arc::new(rustls::crypto::ring::default_provider()))
-        }
-        #[cfg(all(not(feature = "ring"), feature = "aws-lc-rs"))]
-        {
-            Ok(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-        }
-        #[cfg(not(any(feature = "ring", feature = "aws-lc-rs")))]
-        {
-            Err(ConfigError::NoCryptoProvider)
+        match &self.provider {
+            Some(p) => Ok(p.clone()),
+            None => default_provider(),
         }
     }
 

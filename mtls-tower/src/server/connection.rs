@@ -51,7 +51,8 @@ impl<S> AddClientCert<S> {
         }
     }
 
-    /// Also inserts `axum::extract::ConnectInfo(addr)` (feature `axum`).
+    /// Also inserts [`PeerAddr`](crate::PeerAddr)`(addr)` and, with the `axum` feature,
+    /// `axum::extract::ConnectInfo(addr)`.
     #[must_use]
     pub fn with_remote_addr(mut self, addr: SocketAddr) -> Self {
         self.remote_addr = Some(addr);
@@ -96,8 +97,9 @@ where
                 req.extensions_mut().remove::<ClientCert>();
             }
         }
-        #[cfg(feature = "axum")]
         if let Some(addr) = self.remote_addr {
+            req.extensions_mut().insert(crate::proxy::PeerAddr(addr));
+            #[cfg(feature = "axum")]
             req.extensions_mut()
                 .insert(axum::extract::ConnectInfo(addr));
         }

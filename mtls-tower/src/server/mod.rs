@@ -8,6 +8,7 @@ mod listener;
 mod serve;
 mod verifier;
 
+pub(crate) use config::default_provider;
 pub use config::{ConfigError, MtlsConfig, MtlsConfigBuilder};
 pub use connection::AddClientCert;
 pub use listener::{

@@ -1,0 +1,435 @@
+//! `TrustedProxyLayer`: forwarded client-certificate headers are believed from a trusted proxy only,
+//! and stripped from everyone else. One behaviour per test, driven with `oneshot`.
+
+#![allow(clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+
+use axum::body::Body;
+use axum::routing::get;
+use axum::Router;
+use http::{HeaderMap, HeaderName, Request, StatusCode};
+use http_body_util::BodyExt;
+use mtls_core::{ClientIdentity, IpNetwork};
+use mtls_tower::testing::{
+    client_cert_chain_header, client_cert_header, nginx_escaped_cert_header, xfcc_header, TestCert,
+    TestPki,
+};
+use mtls_tower::{
+    CertSource, ClientCert, ForwardedFormat, PeerAddr, Policy, ProxyHeaderError,
+    RequireClientCertLayer, TrustedProxyLayer,
+};
+use tower::ServiceExt;
+
+const PROXY_ID: &str = "spiffe://prod.example/ns/edge/sa/proxy";
+
+struct Fixture {
+    pki: TestPki,
+    proxy: ClientIdentity,
+    alice: TestCert,
+    mallory: ClientIdentity,
+}
+
+fn fx() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let pki = TestPki::new();
+        Fixture {
+            proxy: pki.ca.leaf().spiffe(PROXY_ID).build().identity(),
+            alice: pki
+                .intermediate
+                .leaf()
+                .common_name("alice")
+                .dns("alice.internal")
+                .build(),
+            mallory: pki.ca.leaf().common_name("mallory").build().identity(),
+            pki,
+        }
+    })
+}
+
+/// Echoes who the handler thinks is calling, where that came from, and which forwarded headers
+/// it can still see.
+async fn whoami(cert: Option<ClientCert>, headers: HeaderMap) -> String {
+    let who = match &cert {
+        Some(c) => format!("{} via {:?}", c.subject(), c.source()),
+        None => "nobody".to_owned(),
+    };
+    let leaked: Vec<&str> = headers
+        .keys()
+        .map(HeaderName::as_str)
+        .filter(|k| k.contains("cert"))
+        .collect();
+    format!("{who}; leaked headers: {leaked:?}")
+}
+
+fn app(layer: TrustedProxyLayer) -> Router {
+    Router::new()
+        .route("/", get(whoami))
+        .route(
+            "/protected",
+            get(|| async { "secret" }).route_layer(RequireClientCertLayer::any_verified()),
+        )
+        .layer(layer)
+}
+
+fn by_identity(format: ForwardedFormat) -> TrustedProxyLayer {
+    TrustedProxyLayer::by_identity(Policy::spiffe_id(PROXY_ID).unwrap(), format)
+}
+
+fn request(
+    path: &str,
+    peer: Option<&ClientIdentity>,
+    addr: &str,
+    headers: &[(&str, &str)],
+) -> Request<Body> {
+    let mut b = Request::get(path).extension(PeerAddr(addr.parse::<SocketAddr>().unwrap()));
+    if let Some(id) = peer {
+        b = b.extension(ClientCert::from_handshake(Arc::new(id.clone())));
+    }
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    b.body(Body::empty()).unwrap()
+}
+
+async fn send(app: Router, req: Request<Body>) -> (StatusCode, String, Option<ProxyHeaderError>) {
+    let res = app.oneshot(req).await.unwrap();
+    let status = res.status();
+    let err = res.extensions().get::<ProxyHeaderError>().cloned();
+    let body =
+        String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    (status, body, err)
+}
+
+#[tokio::test]
+async fn spoofed_header_from_an_untrusted_peer_is_stripped_and_ignored() {
+    let f = fx();
+    let header = client_cert_header(&f.alice);
+    let req = request(
+        "/",
+        Some(&f.mallory),
+        "10.0.0.9:4000",
+        &[("client-cert", &header), ("x-ssl-client-cert", "x")],
+    );
+    let (status, body, _) = send(app(by_identity(ForwardedFormat::ClientCert)), req).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, "CN=mallory via TlsHandshake; leaked headers: []");
+}
+
+#[tokio::test]
+async fn underscore_and_other_conventions_are_stripped_too() {
+    let f = fx();
+    let names = [
+        "x-forwarded-client-cert",
+        "x_forwarded_client_cert",
+        "client_cert",
+        "client-cert-chain",
+        "x_ssl_client_cert",
+        "x-client-cert",
+        "x_client_cert",
+        "ssl_client_cert",
+    ];
+    let headers: Vec<(&str, &str)> = names.iter().map(|n| (*n, "spoof")).collect();
+    let req = request("/", Some(&f.mallory), "10.0.0.9:4000", &headers);
+    let (_, body, _) = send(app(by_identity(ForwardedFormat::ClientCert)), req).await;
+    assert!(body.ends_with("leaked headers: []"), "{body}");
+}
+
+#[tokio::test]
+async fn rfc9440_header_from_a_proxy_trusted_by_identity_is_used() {
+    let f = fx();
+    let leaf = client_cert_header(&f.alice);
+    let chain = client_cert_chain_header(&f.alice);
+    let req = request(
+        "/",
+        Some(&f.proxy),
+        "10.0.0.2:4000",
+        &[("client-cert", &leaf), ("client-cert-chain", &chain)],
+    );
+    let (status, body, _) = send(app(by_identity(ForwardedFormat::ClientCert)), req).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body,
+        "CN=alice via TrustedProxy { header: \"client-cert\" }; leaked headers: []"
+    );
+}
+
+#[tokio::test]
+async fn header_from_a_proxy_trusted_by_address_is_used() {
+    let f = fx();
+    let layer = TrustedProxyLayer::by_peer_address(
+        [IpNetwork::parse("10.1.0.0/16").unwrap()],
+        ForwardedFormat::Xfcc,
+    );
+    let xfcc = xfcc_header(&f.alice);
+    let req = request(
+        "/",
+        None,
+        "10.1.2.3:4000",
+        &[("x-forwarded-client-cert", &xfcc)],
+    );
+    let (status, body, _) = send(app(layer), req).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.starts_with("CN=alice via TrustedProxy"), "{body}");
+}
+
+#[tokio::test]
+async fn a_proxy_trusted_by_address_connecting_from_elsewhere_is_not_trusted() {
+    let f = fx();
+    let layer = TrustedProxyLayer::by_peer_address(
+        [IpNetwork::parse("10.1.0.0/16").unwrap()],
+        ForwardedFormat::Xfcc,
+    );
+    let xfcc = xfcc_header(&f.alice);
+    let req = request(
+        "/",
+        None,
+        "10.2.0.1:4000",
+        &[("x-forwarded-client-cert", &xfcc)],
+    );
+    let (status, body, _) = send(app(layer), req).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, "nobody; leaked headers: []");
+}
+
+#[tokio::test]
+async fn a_request_without_peer_address_is_never_trusted_by_address() {
+    let f = fx();
+    let layer = TrustedProxyLayer::by_peer_address(
+        [IpNetwork::parse("0.0.0.0/0").unwrap()],
+        ForwardedFormat::Xfcc,
+    );
+    let xfcc = xfcc_header(&f.alice);
+    let req = Request::get("/")
+        .header("x-forwarded-client-cert", xfcc)
+        .body(Body::empty())
+        .unwrap();
+    let (_, body, _) = send(app(layer), req).await;
+    assert_eq!(body, "nobody; leaked headers: []");
+}
+
+#[tokio::test]
+async fn only_a_handshake_certificate_can_vouch_for_the_proxy() {
+    let f = fx();
+    let header = client_cert_header(&f.alice);
+    let forwarded_proxy = ClientCert::from_trusted_proxy(
+        Arc::new(f.proxy.clone()),
+        HeaderName::from_static("client-cert"),
+    );
+    let req = Request::get("/")
+        .extension(forwarded_proxy)
+        .header("client-cert", header)
+        .body(Body::empty())
+        .unwrap();
+    let (_, body, _) = send(app(by_identity(ForwardedFormat::ClientCert)), req).await;
+    assert!(!body.contains("alice"), "{body}");
+}
+
+#[tokio::test]
+async fn trusted_proxy_without_header_means_no_certificate() {
+    let f = fx();
+    let (status, _, _) = send(
+        app(by_identity(ForwardedFormat::ClientCert)),
+        request("/protected", Some(&f.proxy), "10.0.0.2:1", &[]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (_, body, _) = send(
+        app(by_identity(ForwardedFormat::ClientCert)),
+        request("/", Some(&f.proxy), "10.0.0.2:1", &[]),
+    )
+    .await;
+    assert_eq!(body, "nobody; leaked headers: []");
+}
+
+#[tokio::test]
+async fn proxy_identity_without_header_when_configured() {
+    let f = fx();
+    let layer = by_identity(ForwardedFormat::ClientCert).allow_proxy_identity_without_header();
+    let (status, _, _) = send(
+        app(layer),
+        request("/protected", Some(&f.proxy), "10.0.0.2:1", &[]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn malformed_header_from_a_trusted_proxy_is_400() {
+    let f = fx();
+    let req = request(
+        "/",
+        Some(&f.proxy),
+        "10.0.0.2:1",
+        &[("client-cert", ":not base64!:")],
+    );
+    let (status, body, err) = send(app(by_identity(ForwardedFormat::ClientCert)), req).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::BAD_REQUEST, "bad request\n")
+    );
+    assert!(
+        matches!(err, Some(ProxyHeaderError::Malformed { .. })),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn oversized_header_from_a_trusted_proxy_is_400() {
+    let f = fx();
+    let huge = format!(":{}:", "A".repeat(mtls_core::forwarded::MAX_HEADER_LEN + 4));
+    let req = request("/", Some(&f.proxy), "10.0.0.2:1", &[("client-cert", &huge)]);
+    let (status, _, _) = send(app(by_identity(ForwardedFormat::ClientCert)), req).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn repeated_client_cert_header_is_400() {
+    let f = fx();
+    let h = client_cert_header(&f.alice);
+    let req = request(
+        "/",
+        Some(&f.proxy),
+        "10.0.0.2:1",
+        &[("client-cert", &h), ("client-cert", &h)],
+    );
+    let (status, _, err) = send(app(by_identity(ForwardedFormat::ClientCert)), req).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        matches!(err, Some(ProxyHeaderError::Repeated { .. })),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn xfcc_hash_mismatch_is_400() {
+    let f = fx();
+    // Flip the first hex digit of the Hash: it no longer matches the Cert.
+    let xfcc = {
+        let good = xfcc_header(&f.alice);
+        let i = good.find("Hash=").unwrap() + 5;
+        let mut b = good.into_bytes();
+        b[i] = if b[i] == b'0' { b'1' } else { b'0' };
+        String::from_utf8(b).unwrap()
+    };
+    let req = request(
+        "/",
+        Some(&f.proxy),
+        "10.0.0.2:1",
+        &[("x-forwarded-client-cert", &xfcc)],
+    );
+    let (status, _, err) = send(app(by_identity(ForwardedFormat::Xfcc)), req).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{err:?}");
+}
+
+#[tokio::test]
+async fn multi_hop_xfcc_uses_only_the_last_element() {
+    let f = fx();
+    let bob = f.pki.ca.leaf().common_name("bob").build();
+    // An earlier hop claimed bob; the adjacent proxy says alice.
+    let xfcc = format!("{},{}", xfcc_header(&bob), xfcc_header(&f.alice));
+    let req = request(
+        "/",
+        Some(&f.proxy),
+        "10.0.0.2:1",
+        &[("x-forwarded-client-cert", &xfcc)],
+    );
+    let (_, body, _) = send(app(by_identity(ForwardedFormat::Xfcc)), req).await;
+    assert!(body.starts_with("CN=alice"), "{body}");
+    // Two header lines are one list: the last line's last element counts.
+    let req = Request::get("/")
+        .extension(ClientCert::from_handshake(Arc::new(f.proxy.clone())))
+        .header("x-forwarded-client-cert", xfcc_header(&f.alice))
+        .header("x-forwarded-client-cert", xfcc_header(&bob))
+        .body(Body::empty())
+        .unwrap();
+    let (_, body, _) = send(app(by_identity(ForwardedFormat::Xfcc)), req).await;
+    assert!(body.starts_with("CN=bob"), "{body}");
+}
+
+#[tokio::test]
+async fn xfcc_element_without_cert_is_400() {
+    let f = fx();
+    let req = request(
+        "/",
+        Some(&f.proxy),
+        "10.0.0.2:1",
+        &[(
+            "x-forwarded-client-cert",
+            "By=spiffe://x/y;URI=spiffe://a/b",
+        )],
+    );
+    let (status, _, err) = send(app(by_identity(ForwardedFormat::Xfcc)), req).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(err, Some(ProxyHeaderError::NoCertInXfcc));
+}
+
+#[tokio::test]
+async fn nginx_escaped_cert_is_used_and_empty_means_no_certificate() {
+    let f = fx();
+    let format = ForwardedFormat::NginxEscapedCert(HeaderName::from_static("x-ssl-client-cert"));
+    let header = nginx_escaped_cert_header(&f.alice);
+    let req = request(
+        "/",
+        Some(&f.proxy),
+        "10.0.0.2:1",
+        &[("x-ssl-client-cert", &header)],
+    );
+    let (_, body, _) = send(app(by_identity(format.clone())), req).await;
+    assert!(body.starts_with("CN=alice via TrustedProxy"), "{body}");
+    let req = request(
+        "/protected",
+        Some(&f.proxy),
+        "10.0.0.2:1",
+        &[("x-ssl-client-cert", "")],
+    );
+    assert_eq!(
+        send(app(by_identity(format)), req).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn reverification_refuses_a_forwarded_certificate_from_another_ca() {
+    let f = fx();
+    let layer = by_identity(ForwardedFormat::ClientCert)
+        .reverify_with(vec![f.pki.ca.cert_der().clone()])
+        .unwrap();
+    let rogue = f.pki.rogue_ca.leaf().common_name("alice").build();
+    let req = request(
+        "/",
+        Some(&f.proxy),
+        "10.0.0.2:1",
+        &[("client-cert", &client_cert_header(&rogue))],
+    );
+    let (status, _, err) = send(app(layer.clone()), req).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        matches!(err, Some(ProxyHeaderError::Reverify(_))),
+        "{err:?}"
+    );
+    // A genuine one (with its intermediate in Client-Cert-Chain) passes.
+    let req = request(
+        "/",
+        Some(&f.proxy),
+        "10.0.0.2:1",
+        &[
+            ("client-cert", &client_cert_header(&f.alice)),
+            ("client-cert-chain", &client_cert_chain_header(&f.alice)),
+        ],
+    );
+    let (status, body, _) = send(app(layer), req).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+#[test]
+fn source_names_the_header() {
+    let f = fx();
+    let c = ClientCert::from_trusted_proxy(
+        Arc::new(f.proxy.clone()),
+        HeaderName::from_static("client-cert"),
+    );
+    assert!(matches!(c.source(), CertSource::TrustedProxy { header } if header == "client-cert"));
+}
