@@ -124,8 +124,9 @@ pub use rejection::{CertRejection, DefaultRejection, RejectionKind, RejectionRes
 pub use server::{serve, serve_with_shutdown, MtlsMakeService};
 #[cfg(feature = "server")]
 pub use server::{
-    AddClientCert, ConfigError, MtlsConfig, MtlsConfigBuilder, MtlsListener, MtlsListenerBuilder,
-    MtlsStream, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_HANDSHAKES,
+    AddClientCert, CertExpiry, ConfigError, MtlsConfig, MtlsConfigBuilder, MtlsListener,
+    MtlsListenerBuilder, MtlsStream, ReloadHandle, DEFAULT_EXPIRY_WARNING,
+    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_HANDSHAKES,
 };
 
 pub use mtls_core;

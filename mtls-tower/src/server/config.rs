@@ -3,6 +3,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use mtls_core::ClientIdentity;
 use rustls::crypto::CryptoProvider;
@@ -32,6 +33,45 @@ use super::verifier::ClientAuthEkuVerifier;
 #[derive(Clone)]
 pub struct MtlsConfig {
     server_config: Arc<ServerConfig>,
+    expiry: Option<CertExpiry>,
+}
+
+/// When the certificates of a configuration expire: for metrics and alerts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertExpiry {
+    /// The server certificate's `notAfter`.
+    pub server_not_after: SystemTime,
+    /// Each client CA (RFC 4514 subject) and its `notAfter`.
+    pub client_cas: Vec<(String, SystemTime)>,
+}
+
+impl CertExpiry {
+    /// Time left until the server certificate expires (`None` when it already has).
+    pub fn server_time_left(&self) -> Option<Duration> {
+        self.server_not_after.duration_since(SystemTime::now()).ok()
+    }
+
+    /// Time left until the first client CA expires (`None` when one already has).
+    pub fn first_ca_time_left(&self) -> Option<Duration> {
+        let first = self.client_cas.iter().map(|(_, t)| *t).min()?;
+        first.duration_since(SystemTime::now()).ok()
+    }
+
+    /// Logs a warning if the server certificate expires within `window` (or has expired).
+    pub(crate) fn warn_if_expiring(&self, window: Duration) {
+        match self.server_time_left() {
+            None => tracing::warn!(
+                target: "mtls_tower::expiry",
+                "the server certificate has expired"
+            ),
+            Some(left) if left < window => tracing::warn!(
+                target: "mtls_tower::expiry",
+                days_left = left.as_secs() / 86400,
+                "the server certificate expires soon"
+            ),
+            Some(_) => {}
+        }
+    }
 }
 
 impl MtlsConfig {
@@ -43,6 +83,22 @@ impl MtlsConfig {
     /// The rustls configuration, for a listener or any other rustls-based server.
     pub fn server_config(&self) -> Arc<ServerConfig> {
         self.server_config.clone()
+    }
+
+    /// When the server certificate and the client CAs expire (`None` for a configuration made
+    /// from a bare `rustls::ServerConfig`).
+    pub fn expiry(&self) -> Option<&CertExpiry> {
+        self.expiry.as_ref()
+    }
+}
+
+impl From<Arc<ServerConfig>> for MtlsConfig {
+    /// Wraps a rustls configuration built elsewhere (no expiry information).
+    fn from(server_config: Arc<ServerConfig>) -> MtlsConfig {
+        MtlsConfig {
+            server_config,
+            expiry: None,
+        }
     }
 }
 
@@ -126,6 +182,9 @@ pub enum ConfigError {
     Rustls(#[source] rustls::Error),
 }
 
+/// How long before the server certificate expires a warning is logged, unless configured.
+pub const DEFAULT_EXPIRY_WARNING: Duration = Duration::from_secs(30 * 86400);
+
 /// The crate's default crypto provider: ring (feature `ring`), else aws-lc-rs (feature
 /// `aws-lc-rs`). Never installed process-wide.
 pub(crate) fn default_provider() -> Result<Arc<CryptoProvider>, ConfigError> {
@@ -177,6 +236,7 @@ pub struct MtlsConfigBuilder {
     allow_expired_crls: bool,
     alpn: Option<Vec<Vec<u8>>>,
     provider: Option<Arc<CryptoProvider>>,
+    expiry_warning: Option<Duration>,
 }
 
 impl fmt::Debug for MtlsConfigBuilder {
@@ -312,6 +372,13 @@ impl MtlsConfigBuilder {
         self
     }
 
+    /// Logs a warning when the server certificate expires within `window` (default 30 days),
+    /// at build time and on every reload, and every few hours while a listener runs.
+    pub fn expiry_warning(mut self, window: Duration) -> Self {
+        self.expiry_warning = Some(window);
+        self
+    }
+
     /// The crypto provider to use (it is not installed process-wide).
     pub fn crypto_provider(mut self, provider: Arc<CryptoProvider>) -> Self {
         self.provider = Some(provider);
@@ -363,7 +430,7 @@ impl MtlsConfigBuilder {
         }
     }
 
-    fn load_client_ca(&self) -> Result<RootCertStore, ConfigError> {
+    fn load_client_ca(&self) -> Result<(RootCertStore, Vec<(String, SystemTime)>), ConfigError> {
         const WHAT: &str = "client CA bundle";
         let source = self.client_ca.as_ref().ok_or(ConfigError::Missing(
             WHAT,
@@ -381,6 +448,7 @@ impl MtlsConfigBuilder {
             Source::Memory(certs) => certs.clone(),
         };
         let mut roots = RootCertStore::empty();
+        let mut expiry = Vec::new();
         for (index, cert) in certs.into_iter().enumerate() {
             // Pinning a leaf as a "CA" would trust whatever its key signs, and hints at a mixed-up
             // file: refuse anything that is not a CA certificate.
@@ -396,13 +464,14 @@ impl MtlsConfigBuilder {
                     subject: id.subject().to_string(),
                 });
             }
+            expiry.push((id.subject().to_string(), id.not_after()));
             roots.add(cert).map_err(|e| ConfigError::Malformed {
                 what: WHAT,
                 source_name: name.clone(),
                 reason: format!("certificate {index}: {e}"),
             })?;
         }
-        Ok(roots)
+        Ok((roots, expiry))
     }
 
     fn load_crls(&self) -> Result<Vec<CertificateRevocationListDer<'static>>, ConfigError> {
@@ -445,7 +514,15 @@ impl MtlsConfigBuilder {
     pub fn build(self) -> Result<MtlsConfig, ConfigError> {
         let provider = self.provider()?;
         let (chain, key) = self.load_server()?;
-        let roots = Arc::new(self.load_client_ca()?);
+        let (roots, ca_expiry) = self.load_client_ca()?;
+        let roots = Arc::new(roots);
+        let server_not_after = ClientIdentity::from_der(&chain[0])
+            .map_err(|e| ConfigError::Malformed {
+                what: "server certificate chain",
+                source_name: "(leaf)".into(),
+                reason: e.to_string(),
+            })?
+            .not_after();
         let crls = self.load_crls()?;
 
         let mut verifier = WebPkiClientVerifier::builder_with_provider(roots, provider.clone());
@@ -483,8 +560,14 @@ impl MtlsConfigBuilder {
         config.alpn_protocols = self
             .alpn
             .unwrap_or_else(|| vec![b"h2".to_vec(), b"http/1.1".to_vec()]);
+        let expiry = CertExpiry {
+            server_not_after,
+            client_cas: ca_expiry,
+        };
+        expiry.warn_if_expiring(self.expiry_warning.unwrap_or(DEFAULT_EXPIRY_WARNING));
         Ok(MtlsConfig {
             server_config: Arc::new(config),
+            expiry: Some(expiry),
         })
     }
 }

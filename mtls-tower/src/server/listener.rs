@@ -10,7 +10,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use mtls_core::ClientIdentity;
-use rustls::ServerConfig;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 use tokio::sync::{mpsc, Semaphore};
@@ -18,6 +17,8 @@ use tokio::task::JoinHandle;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
+use super::config::MtlsConfig;
+use super::reload::{ConfigCell, ReloadHandle};
 use crate::cert::ClientCert;
 
 /// The default time a client has to complete the TLS handshake.
@@ -34,13 +35,15 @@ pub const DEFAULT_MAX_HANDSHAKES: usize = 256;
 ///   (default 256); beyond that, new connections wait in the kernel's accept queue;
 /// - accept and handshake errors are logged and never end the listener: client faults at `debug`
 ///   (with the peer address and the TLS alert), resource exhaustion at `error`;
-/// - the verified chain is parsed once into a [`ClientCert`], carried by the [`MtlsStream`].
+/// - the verified chain is parsed once into a [`ClientCert`], carried by the [`MtlsStream`];
+/// - its TLS configuration can be swapped while it runs ([`reload_handle`](Self::reload_handle)).
 ///
 /// With the `axum` feature it is an `axum::serve::Listener`; see [`crate::serve`] for how each
 /// request gets the connection's `ClientCert`. For a hand-written hyper-util loop, call
 /// [`accept`](Self::accept) and wrap your service in [`AddClientCert`](crate::AddClientCert).
 pub struct MtlsListener {
     local_addr: SocketAddr,
+    cell: Arc<ConfigCell>,
     /// Until the first `accept`, which starts the accept loop inside the runtime.
     pending: Option<Box<Settings>>,
     running: Option<Running>,
@@ -49,11 +52,12 @@ pub struct MtlsListener {
 struct Running {
     incoming: mpsc::Receiver<(MtlsStream, SocketAddr)>,
     task: JoinHandle<()>,
+    expiry_watch: JoinHandle<()>,
 }
 
 struct Settings {
     tcp: TcpListener,
-    acceptor: TlsAcceptor,
+    cell: Arc<ConfigCell>,
     handshake_timeout: Duration,
     max_handshakes: usize,
 }
@@ -70,6 +74,7 @@ impl Drop for MtlsListener {
     fn drop(&mut self) {
         if let Some(running) = &self.running {
             running.task.abort();
+            running.expiry_watch.abort();
         }
     }
 }
@@ -78,9 +83,10 @@ impl Drop for MtlsListener {
 #[must_use]
 pub struct MtlsListenerBuilder {
     tcp: TcpListener,
-    config: Arc<ServerConfig>,
+    config: MtlsConfig,
     handshake_timeout: Duration,
     max_handshakes: usize,
+    close_on_reload: bool,
 }
 
 impl fmt::Debug for MtlsListenerBuilder {
@@ -110,13 +116,23 @@ impl MtlsListenerBuilder {
         self
     }
 
+    /// On every [reload](MtlsListener::reload_handle), close the connections established under
+    /// the previous configuration (each ends when it next waits for a request), so that a revoked
+    /// or removed client loses access at once instead of at its next connection.
+    pub fn close_connections_on_reload(mut self) -> Self {
+        self.close_on_reload = true;
+        self
+    }
+
     /// The listener. It starts accepting on its first [`accept`](MtlsListener::accept).
     pub fn build(self) -> io::Result<MtlsListener> {
+        let cell = Arc::new(ConfigCell::new(self.config, self.close_on_reload));
         Ok(MtlsListener {
             local_addr: self.tcp.local_addr()?,
+            cell: cell.clone(),
             pending: Some(Box::new(Settings {
                 tcp: self.tcp,
-                acceptor: TlsAcceptor::from(self.config),
+                cell,
                 handshake_timeout: self.handshake_timeout,
                 max_handshakes: self.max_handshakes,
             })),
@@ -131,19 +147,26 @@ impl MtlsListener {
     /// timeout and bound.
     pub async fn bind(
         addr: impl ToSocketAddrs,
-        config: impl Into<Arc<ServerConfig>>,
+        config: impl Into<MtlsConfig>,
     ) -> io::Result<MtlsListener> {
         MtlsListener::builder(TcpListener::bind(addr).await?, config).build()
     }
 
     /// Configures a listener on an already bound TCP listener.
-    pub fn builder(tcp: TcpListener, config: impl Into<Arc<ServerConfig>>) -> MtlsListenerBuilder {
+    pub fn builder(tcp: TcpListener, config: impl Into<MtlsConfig>) -> MtlsListenerBuilder {
         MtlsListenerBuilder {
             tcp,
             config: config.into(),
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             max_handshakes: DEFAULT_MAX_HANDSHAKES,
+            close_on_reload: false,
         }
+    }
+
+    /// A handle to swap this listener's TLS configuration while it runs (certificate rotation,
+    /// CA bundle and CRL updates). See [`ReloadHandle`].
+    pub fn reload_handle(&self) -> ReloadHandle {
+        ReloadHandle::new(self.cell.clone())
     }
 
     /// The local address.
@@ -156,8 +179,13 @@ impl MtlsListener {
     pub async fn accept(&mut self) -> (MtlsStream, SocketAddr) {
         if let Some(settings) = self.pending.take() {
             let (tx, rx) = mpsc::channel(settings.max_handshakes);
+            let expiry_watch = tokio::spawn(expiry_watch(self.cell.clone()));
             let task = tokio::spawn(accept_loop(*settings, tx));
-            self.running = Some(Running { incoming: rx, task });
+            self.running = Some(Running {
+                incoming: rx,
+                task,
+                expiry_watch,
+            });
         }
         let next = match &mut self.running {
             Some(running) => running.incoming.recv().await,
@@ -174,10 +202,21 @@ impl MtlsListener {
     }
 }
 
+/// Warns every six hours while the server certificate is close to expiry.
+async fn expiry_watch(cell: Arc<ConfigCell>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(6 * 3600));
+    loop {
+        tick.tick().await;
+        if let Some(expiry) = cell.expiry() {
+            expiry.warn_if_expiring(super::config::DEFAULT_EXPIRY_WARNING);
+        }
+    }
+}
+
 async fn accept_loop(settings: Settings, tx: mpsc::Sender<(MtlsStream, SocketAddr)>) {
     let Settings {
         tcp,
-        acceptor,
+        cell,
         handshake_timeout,
         max_handshakes,
     } = settings;
@@ -199,7 +238,9 @@ async fn accept_loop(settings: Settings, tx: mpsc::Sender<(MtlsStream, SocketAdd
             return;
         }
         let _ = tcp_stream.set_nodelay(true);
-        let acceptor = acceptor.clone();
+        // The configuration current at accept time: a reload affects the next connection.
+        let acceptor = TlsAcceptor::from(cell.server_config());
+        let closer = cell.closer();
         let tx = tx.clone();
         tokio::spawn(async move {
             let result = tokio::time::timeout(
@@ -242,15 +283,12 @@ async fn accept_loop(settings: Settings, tx: mpsc::Sender<(MtlsStream, SocketAdd
                 },
                 _ => None,
             };
-            let _ = tx
-                .send((
-                    MtlsStream {
-                        inner: tls,
-                        client_cert,
-                    },
-                    peer,
-                ))
-                .await;
+            let stream = MtlsStream {
+                inner: tls,
+                client_cert,
+                closer,
+            };
+            let _ = tx.send((stream, peer)).await;
         });
     }
 }
@@ -326,6 +364,8 @@ fn sent_alert(e: &rustls::Error) -> Option<rustls::AlertDescription> {
 pub struct MtlsStream {
     inner: TlsStream<TcpStream>,
     client_cert: Option<ClientCert>,
+    /// With `close_connections_on_reload`: completes at the next reload, which ends the stream.
+    closer: Option<Pin<Box<dyn std::future::Future<Output = ()> + Send + Sync>>>,
 }
 
 impl MtlsStream {
@@ -361,6 +401,14 @@ impl AsyncRead for MtlsStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if let Some(closer) = &mut self.closer {
+            if closer.as_mut().poll(cx).is_ready() {
+                // The configuration that admitted this client was replaced: end of stream, so
+                // the HTTP server closes the connection once the current response is written.
+                tracing::debug!(target: "mtls_tower::reload", "closing a connection from before the reload");
+                return Poll::Ready(Ok(()));
+            }
+        }
         Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }

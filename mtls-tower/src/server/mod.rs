@@ -4,16 +4,18 @@
 mod config;
 mod connection;
 mod listener;
+mod reload;
 #[cfg(feature = "axum")]
 mod serve;
 mod verifier;
 
 pub(crate) use config::default_provider;
-pub use config::{ConfigError, MtlsConfig, MtlsConfigBuilder};
+pub use config::{CertExpiry, ConfigError, MtlsConfig, MtlsConfigBuilder, DEFAULT_EXPIRY_WARNING};
 pub use connection::AddClientCert;
 pub use listener::{
     MtlsListener, MtlsListenerBuilder, MtlsStream, DEFAULT_HANDSHAKE_TIMEOUT,
     DEFAULT_MAX_HANDSHAKES,
 };
+pub use reload::ReloadHandle;
 #[cfg(feature = "axum")]
 pub use serve::{serve, serve_with_shutdown, MtlsMakeService};
