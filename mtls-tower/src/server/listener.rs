@@ -180,7 +180,7 @@ impl MtlsListener {
         if let Some(settings) = self.pending.take() {
             let (tx, rx) = mpsc::channel(settings.max_handshakes);
             let expiry_watch = tokio::spawn(expiry_watch(self.cell.clone()));
-            let task = tokio::spawn(accept_loop(*settings, tx));
+            let task = tokio::spawn(accept_loop(*settings, Sink::Channel(tx)));
             self.running = Some(Running {
                 incoming: rx,
                 task,
@@ -213,7 +213,64 @@ async fn expiry_watch(cell: Arc<ConfigCell>) {
     }
 }
 
-async fn accept_loop(settings: Settings, tx: mpsc::Sender<(MtlsStream, SocketAddr)>) {
+/// Serves one connection to its end, in the task that did its handshake.
+#[cfg_attr(not(feature = "axum"), allow(dead_code))]
+pub(crate) type ServeConnection = Arc<
+    dyn Fn(MtlsStream, SocketAddr) -> Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// Where a connection goes once its handshake is done.
+#[derive(Clone)]
+enum Sink {
+    /// To `MtlsListener::accept` (for `axum::serve` and hand-written loops).
+    Channel(mpsc::Sender<(MtlsStream, SocketAddr)>),
+    /// Served right there, saving a hand-off between tasks per connection.
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
+    Serve(ServeConnection),
+}
+
+impl Sink {
+    fn is_closed(&self) -> bool {
+        match self {
+            Sink::Channel(tx) => tx.is_closed(),
+            Sink::Serve(_) => false,
+        }
+    }
+
+    async fn deliver(&self, stream: MtlsStream, peer: SocketAddr) {
+        match self {
+            Sink::Channel(tx) => {
+                let _ = tx.send((stream, peer)).await;
+            }
+            Sink::Serve(serve) => serve(stream, peer).await,
+        }
+    }
+}
+
+#[cfg_attr(not(feature = "axum"), allow(dead_code))]
+impl MtlsListener {
+    /// Runs the accept loop, serving each connection with `serve` in the task that completed its
+    /// handshake, until `signal`; then stops accepting and returns. Used by [`crate::serve`].
+    pub(crate) async fn serve_each(
+        mut self,
+        serve: ServeConnection,
+        signal: impl std::future::Future<Output = ()>,
+    ) {
+        let Some(settings) = self.pending.take() else {
+            tracing::error!(target: "mtls_tower::listener", "listener already accepting; cannot serve it again");
+            return;
+        };
+        let expiry_watch = tokio::spawn(expiry_watch(self.cell.clone()));
+        let task = tokio::spawn(accept_loop(*settings, Sink::Serve(serve)));
+        signal.await;
+        task.abort();
+        expiry_watch.abort();
+    }
+}
+
+async fn accept_loop(settings: Settings, sink: Sink) {
     let Settings {
         tcp,
         cell,
@@ -234,14 +291,14 @@ async fn accept_loop(settings: Settings, tx: mpsc::Sender<(MtlsStream, SocketAdd
                 continue;
             }
         };
-        if tx.is_closed() {
+        if sink.is_closed() {
             return;
         }
         let _ = tcp_stream.set_nodelay(true);
         // The configuration current at accept time: a reload affects the next connection.
         let acceptor = TlsAcceptor::from(cell.server_config());
         let closer = cell.closer();
-        let tx = tx.clone();
+        let sink = sink.clone();
         tokio::spawn(async move {
             let result = tokio::time::timeout(
                 handshake_timeout,
@@ -288,7 +345,7 @@ async fn accept_loop(settings: Settings, tx: mpsc::Sender<(MtlsStream, SocketAdd
                 client_cert,
                 closer,
             };
-            let _ = tx.send((stream, peer)).await;
+            sink.deliver(stream, peer).await;
         });
     }
 }

@@ -3,6 +3,7 @@
 use std::convert::Infallible;
 use std::future::{ready, Future, Ready};
 use std::io;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::serve::IncomingStream;
@@ -10,7 +11,7 @@ use axum::Router;
 use tower_service::Service;
 
 use super::connection::AddClientCert;
-use super::listener::{MtlsListener, MtlsStream};
+use super::listener::{MtlsListener, MtlsStream, ServeConnection};
 
 /// The make-service for `axum::serve` over an [`MtlsListener`]: gives each connection an
 /// [`AddClientCert`] around your app, so every request carries the connection's
@@ -86,7 +87,11 @@ pub async fn serve(listener: MtlsListener, app: Router) -> io::Result<()> {
     serve_with_shutdown(listener, app, shutdown_signal()).await
 }
 
-/// Serves `app` over mutual TLS until `signal` completes, then shuts down gracefully.
+/// Serves `app` over mutual TLS until `signal` completes, then shuts down gracefully: stops
+/// accepting, lets in-flight requests finish and closes idle connections.
+///
+/// Each connection is served (HTTP/1.1 or HTTP/2, by ALPN) in the task that completed its TLS
+/// handshake, with the connection's [`ClientCert`](crate::ClientCert) on every request.
 pub async fn serve_with_shutdown<F>(
     listener: MtlsListener,
     app: Router,
@@ -95,9 +100,42 @@ pub async fn serve_with_shutdown<F>(
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    axum::serve(listener, MtlsMakeService::new(app))
-        .with_graceful_shutdown(signal)
-        .await
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::service::TowerToHyperService;
+
+    // Graceful shutdown: each connection holds a receiver; shutdown signals them and waits until
+    // every one is dropped (its connection finished).
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(());
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let serve: ServeConnection = Arc::new(move |stream: MtlsStream, peer| {
+        let service =
+            AddClientCert::new(app.clone(), stream.client_cert().cloned()).with_remote_addr(peer);
+        let builder = builder.clone();
+        let mut shutdown = shutdown_rx.clone();
+        Box::pin(async move {
+            let conn = builder.serve_connection_with_upgrades(
+                TokioIo::new(stream),
+                TowerToHyperService::new(service),
+            );
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!(target: "mtls_tower::serve", %peer, error = %e, "connection ended with an error");
+                    }
+                    return;
+                }
+                _ = shutdown.changed() => {}
+            }
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        })
+    });
+    listener.serve_each(serve, signal).await;
+    tracing::info!(target: "mtls_tower::serve", "stopped accepting; waiting for open connections to finish");
+    let _ = shutdown_tx.send(());
+    shutdown_tx.closed().await;
+    Ok(())
 }
 
 async fn shutdown_signal() {
