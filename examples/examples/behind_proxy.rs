@@ -43,7 +43,7 @@ async fn main() {
         .layer(
             TrustedProxyLayer::by_identity(
                 Policy::spiffe_id(PROXY).unwrap(),
-                ForwardedFormat::ClientCert,
+                ForwardedFormat::Rfc9440,
             )
             .reverify_with(vec![pki.ca.cert_der().clone()])
             .unwrap(),

@@ -1228,23 +1228,11 @@ mod tests {
     /// RFC 9440 Appendix A's intermediate CA certificate.
     const INTERMEDIATE: &[u8] = include_bytes!("../tests/data/rfc9440/cert1.der");
 
-    /// Test-only base64 encoder (standard alphabet, padded).
-    pub(super) fn b64(data: &[u8]) -> String {
-        const ALPHABET: &[u8; 64] =
-            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let sym = |i: u32| char::from(ALPHABET[(i & 63) as usize]);
-        let mut out = String::new();
-        for chunk in data.chunks(3) {
-            let n = chunk
-                .iter()
-                .enumerate()
-                .fold(0_u32, |acc, (i, &b)| acc | u32::from(b) << (16 - 8 * i));
-            out.push(sym(n >> 18));
-            out.push(sym(n >> 12));
-            out.push(if chunk.len() > 1 { sym(n >> 6) } else { '=' });
-            out.push(if chunk.len() > 2 { sym(n) } else { '=' });
-        }
-        out
+    pub(super) use crate::testing::{base64_encode as b64, url_encode};
+
+    /// A DER SEQUENCE around `content`.
+    pub(super) fn der_seq(content: &[u8]) -> Vec<u8> {
+        crate::testing::der_tlv(0x30, content)
     }
 
     /// PEM with 64-character lines, as OpenSSL writes it.
@@ -1257,38 +1245,6 @@ mod tests {
         }
         out.push_str(END_CERTIFICATE);
         out.push('\n');
-        out
-    }
-
-    /// Percent-encodes every byte except RFC 3986 unreserved characters.
-    pub(super) fn url_encode(s: &str) -> String {
-        s.bytes()
-            .map(|b| {
-                if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                    char::from(b).to_string()
-                } else {
-                    format!("%{b:02X}")
-                }
-            })
-            .collect()
-    }
-
-    /// A DER SEQUENCE around `content`.
-    pub(super) fn der_seq(content: &[u8]) -> Vec<u8> {
-        let len = content.len();
-        let mut out = vec![0x30];
-        if len < 0x80 {
-            out.push(len as u8);
-        } else {
-            let bytes: Vec<u8> = len
-                .to_be_bytes()
-                .into_iter()
-                .skip_while(|&b| b == 0)
-                .collect();
-            out.push(0x80 | bytes.len() as u8);
-            out.extend(bytes);
-        }
-        out.extend_from_slice(content);
         out
     }
 

@@ -482,13 +482,8 @@ pub(crate) fn parse_rfc4514(input: &str) -> Result<Vec<Vec<(Oid, String)>>, Name
 mod tests {
     use super::*;
 
-    /// DER helpers for hand-built names: a SEQUENCE of SETs of SEQUENCE { OID, value }.
-    fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-        assert!(content.len() < 128);
-        let mut v = vec![tag, content.len() as u8];
-        v.extend_from_slice(content);
-        v
-    }
+    /// Hand-built names: a SEQUENCE of SETs of SEQUENCE { OID, value }.
+    use crate::testing::der_tlv as tlv;
 
     fn atv(oid_der: &[u8], tag: u8, value: &[u8]) -> Vec<u8> {
         let mut c = tlv(0x06, oid_der);

@@ -15,8 +15,13 @@
 //! assert_ne!(mallory.chain()[0], alice.chain()[0]);
 //!
 //! // A server certificate for a test server.
-//! let server = pki.ca.leaf().dns("localhost").ekus(&[Oid::SERVER_AUTH]).build();
+//! let server = pki.ca.server_cert("localhost");
+//! assert!(server.identity().has_extended_key_usage(&Oid::SERVER_AUTH));
 //! assert!(server.key_pem().starts_with("-----BEGIN PRIVATE KEY-----"));
+//!
+//! // The header a TLS-terminating proxy would forward for alice (RFC 9440), to test proxy setups.
+//! let header = mtls_core::testing::client_cert_header(&alice);
+//! assert_eq!(mtls_core::forwarded::parse_client_cert(&header).unwrap().as_ref(), alice.der());
 //! ```
 //!
 //! # Panics
@@ -347,7 +352,8 @@ fn oid_der(oid: &Oid) -> Vec<u8> {
     der_tlv(0x06, &body)
 }
 
-fn der_tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+/// A DER TLV (definite length, short or long form), for hand-built test structures.
+pub(crate) fn der_tlv(tag: u8, content: &[u8]) -> Vec<u8> {
     let mut out = vec![tag];
     let len = content.len();
     if len < 0x80 {
@@ -640,6 +646,79 @@ impl TestCert {
         ClientIdentity::from_der_chain(&self.chain)
             .expect("a test certificate is always a parseable identity")
     }
+}
+
+/// The RFC 9440 `Client-Cert` header value for `cert`'s leaf: `:<base64 DER>:`, as a proxy would
+/// send it.
+pub fn client_cert_header(cert: &TestCert) -> String {
+    format!(":{}:", base64_encode(cert.der()))
+}
+
+/// The RFC 9440 `Client-Cert-Chain` header value for `cert`'s chain after the leaf.
+pub fn client_cert_chain_header(cert: &TestCert) -> String {
+    cert.chain()[1..]
+        .iter()
+        .map(|c| format!(":{}:", base64_encode(c.as_ref())))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// nginx's `$ssl_client_escaped_cert` for `cert`'s leaf: its PEM, URL-encoded.
+pub fn nginx_escaped_cert_header(cert: &TestCert) -> String {
+    url_encode(cert.cert_pem())
+}
+
+/// An Envoy `x-forwarded-client-cert` element for `cert`: `Hash` (SHA-256 of the DER), `Cert`
+/// (URL-encoded PEM), `Subject`, and the DNS and URI SANs, as Envoy's `SANITIZE_SET` emits it.
+pub fn xfcc_header(cert: &TestCert) -> String {
+    let id = cert.identity();
+    let hash = id.fingerprint_sha256().to_string();
+    let hash = hash.strip_prefix("sha256:").unwrap_or(&hash);
+    let mut out = format!(
+        "Hash={hash};Cert=\"{}\";Subject=\"{}\"",
+        url_encode(cert.cert_pem()),
+        id.subject().as_str().replace('"', "\\\"")
+    );
+    for uri in id.uris() {
+        out.push_str(&format!(";URI={uri}"));
+    }
+    for dns in id.dns_names() {
+        out.push_str(&format!(";DNS={dns}"));
+    }
+    out
+}
+
+/// Standard padded base64 (RFC 4648 §4), for building test inputs such as RFC 9440 headers.
+pub fn base64_encode(data: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, &b)| acc | (u32::from(b) << (16 - 8 * i)));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 0x3f) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Percent-encodes every byte except RFC 3986 unreserved characters, as nginx and Envoy encode
+/// PEM in headers.
+pub fn url_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(b).to_string()
+            }
+            b => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 #[cfg(test)]

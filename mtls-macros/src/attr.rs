@@ -8,16 +8,14 @@ use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::{bracketed, parenthesized, Ident, LitStr, Path, Token};
 
-/// The keys that name a leaf rule (from mtls-core, the one source of truth).
-fn rule_keys() -> &'static [&'static str] {
-    mtls_core::policy::KEYS
-}
+// The keys that name a leaf rule: mtls-core's, the one source of truth.
+use mtls_core::policy::KEYS as RULE_KEYS;
 
 const COMBINATORS: &[&str] = &["any", "all", "not"];
 const SETTINGS: &[&str] = &["policy", "deny", "shadow"];
 
 fn allowed_keys() -> String {
-    let mut all: Vec<&str> = rule_keys().to_vec();
+    let mut all: Vec<&str> = RULE_KEYS.to_vec();
     all.extend(COMBINATORS);
     all.extend(SETTINGS);
     all.join(", ")
@@ -113,7 +111,7 @@ impl Parse for Item {
         if name == "shadow" {
             return Ok(Item::Shadow { key });
         }
-        if !rule_keys().contains(&name.as_str()) && !SETTINGS.contains(&name.as_str()) {
+        if !RULE_KEYS.contains(&name.as_str()) && !SETTINGS.contains(&name.as_str()) {
             return Err(err(
                 key.span(),
                 format!("unknown key `{name}`; allowed: {}", allowed_keys()),

@@ -5,7 +5,7 @@
 //! emitted beside the function whose `GuardPolicy` impl builds the policy once (a `static`
 //! `OnceLock`), from the same literals that were validated here at compile time.
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{FnArg, ItemFn, Pat};
@@ -121,9 +121,4 @@ pub(crate) fn error_with_original(error: &syn::Error, original: &TokenStream) ->
         #compile_error
         #original
     }
-}
-
-/// A span for errors about the attribute as a whole.
-pub(crate) fn call_site() -> Span {
-    Span::call_site()
 }

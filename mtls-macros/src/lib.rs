@@ -86,5 +86,5 @@ fn first_token_span(tokens: &proc_macro2::TokenStream) -> proc_macro2::Span {
         .clone()
         .into_iter()
         .next()
-        .map_or_else(expand::call_site, |t| t.span())
+        .map_or_else(proc_macro2::Span::call_site, |t| t.span())
 }

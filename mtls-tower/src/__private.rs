@@ -10,34 +10,17 @@ use http::request::Parts;
 pub use mtls_core::Policy;
 
 use crate::cert::ClientCert;
-use crate::layer::{check, log_rejection_parts};
+use crate::layer::Enforcement;
 use crate::rejection::{DefaultRejection, RejectionResponse};
 
-/// What a `#[require_cert]` guard enforces.
-pub struct GuardConfig {
-    policy: Option<Policy>,
-    not_found: bool,
-    shadow: bool,
-}
-
-impl fmt::Debug for GuardConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GuardConfig")
-            .field("policy", &self.policy.as_ref().map(ToString::to_string))
-            .field("not_found", &self.not_found)
-            .field("shadow", &self.shadow)
-            .finish()
-    }
-}
+/// What a `#[require_cert]` guard enforces: the same decision as the layer's.
+#[derive(Debug)]
+pub struct GuardConfig(Enforcement);
 
 impl GuardConfig {
     /// Built once per annotated handler.
     pub fn new(policy: Option<Policy>, not_found: bool, shadow: bool) -> GuardConfig {
-        GuardConfig {
-            policy,
-            not_found,
-            shadow,
-        }
+        GuardConfig(Enforcement::new(policy, not_found, shadow))
     }
 }
 
@@ -60,15 +43,10 @@ impl<S: Send + Sync, P: GuardPolicy> FromRequestParts<S> for CertGuard<P> {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let config = P::config();
         let cert = parts.extensions.get::<ClientCert>();
-        let Some(rejection) = check(cert, config.policy.as_ref(), config.not_found) else {
+        let Some(rejection) = P::config().0.judge(cert, &parts.method, &parts.uri) else {
             return Ok(CertGuard(PhantomData));
         };
-        log_rejection_parts(&rejection, cert, &parts.method, &parts.uri, config.shadow);
-        if config.shadow {
-            return Ok(CertGuard(PhantomData));
-        }
         let mut response: Response = DefaultRejection::text().response(&rejection);
         response.extensions_mut().insert(rejection);
         Err(response.into_response())

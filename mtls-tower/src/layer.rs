@@ -33,24 +33,68 @@ use crate::rejection::{CertRejection, DefaultRejection, RejectionKind, Rejection
 #[derive(Clone)]
 #[must_use]
 pub struct RequireClientCertLayer<R = DefaultRejection> {
-    config: Arc<Config>,
+    config: Arc<Enforcement>,
     responder: R,
 }
 
-struct Config {
+/// What a layer or a `#[require_cert]` guard enforces, and how it answers: the one decision both
+/// share.
+#[derive(Clone)]
+pub(crate) struct Enforcement {
     /// `None`: any verified certificate.
     policy: Option<Policy>,
     not_found: bool,
     shadow: bool,
 }
 
-impl fmt::Debug for Config {
+impl fmt::Debug for Enforcement {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Config")
+        f.debug_struct("Enforcement")
             .field("policy", &self.policy.as_ref().map(ToString::to_string))
             .field("not_found", &self.not_found)
             .field("shadow", &self.shadow)
             .finish()
+    }
+}
+
+impl Enforcement {
+    pub(crate) fn new(policy: Option<Policy>, not_found: bool, shadow: bool) -> Enforcement {
+        Enforcement {
+            policy,
+            not_found,
+            shadow,
+        }
+    }
+
+    /// Judges one request: `None` lets it through; `Some` is the rejection to answer with. Every
+    /// rejection is logged; in shadow mode it is logged and `None` is returned. The allow path does
+    /// not allocate: `evaluate` runs only to build a denial's reason.
+    pub(crate) fn judge(
+        &self,
+        cert: Option<&ClientCert>,
+        method: &http::Method,
+        uri: &http::Uri,
+    ) -> Option<CertRejection> {
+        let rejection = match cert {
+            None => CertRejection::new(RejectionKind::MissingCertificate, StatusCode::UNAUTHORIZED),
+            Some(cert) => {
+                let policy = self.policy.as_ref()?;
+                if policy.allows(cert.identity()) {
+                    return None;
+                }
+                let Decision::Deny(reason) = policy.evaluate(cert) else {
+                    return None;
+                };
+                let status = if self.not_found {
+                    StatusCode::NOT_FOUND
+                } else {
+                    StatusCode::FORBIDDEN
+                };
+                CertRejection::new(RejectionKind::PolicyDenied(reason), status)
+            }
+        };
+        log_rejection(&rejection, cert, method, uri, self.shadow);
+        (!self.shadow).then_some(rejection)
     }
 }
 
@@ -63,29 +107,22 @@ impl<R> fmt::Debug for RequireClientCertLayer<R> {
 }
 
 impl RequireClientCertLayer {
-    /// Requires a verified client certificate that satisfies `policy`.
-    pub fn new(policy: Policy) -> Self {
+    fn enforcing(policy: Option<Policy>) -> Self {
         RequireClientCertLayer {
-            config: Arc::new(Config {
-                policy: Some(policy),
-                not_found: false,
-                shadow: false,
-            }),
+            config: Arc::new(Enforcement::new(policy, false, false)),
             responder: DefaultRejection::text(),
         }
+    }
+
+    /// Requires a verified client certificate that satisfies `policy`.
+    pub fn new(policy: Policy) -> Self {
+        RequireClientCertLayer::enforcing(Some(policy))
     }
 
     /// Requires a verified client certificate, any one: for servers where the handshake's CA pin
     /// is the whole authorization, or in front of routes with their own policies.
     pub fn any_verified() -> Self {
-        RequireClientCertLayer {
-            config: Arc::new(Config {
-                policy: None,
-                not_found: false,
-                shadow: false,
-            }),
-            responder: DefaultRejection::text(),
-        }
+        RequireClientCertLayer::enforcing(None)
     }
 
     /// Default bodies as `application/problem+json` instead of plain text.
@@ -98,12 +135,8 @@ impl RequireClientCertLayer {
 }
 
 impl<R> RequireClientCertLayer<R> {
-    fn map_config(self, f: impl FnOnce(&mut Config)) -> Self {
-        let mut config = Config {
-            policy: self.config.policy.clone(),
-            not_found: self.config.not_found,
-            shadow: self.config.shadow,
-        };
+    fn map_config(self, f: impl FnOnce(&mut Enforcement)) -> Self {
+        let mut config = (*self.config).clone();
         f(&mut config);
         RequireClientCertLayer {
             config: Arc::new(config),
@@ -170,7 +203,7 @@ impl<S, R: Clone> Layer<S> for RequireClientCertLayer<R> {
 #[derive(Clone)]
 pub struct RequireClientCert<S, R = DefaultRejection> {
     inner: S,
-    config: Arc<Config>,
+    config: Arc<Enforcement>,
     responder: R,
 }
 
@@ -214,32 +247,18 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let config = &*self.config;
-        let rejection = check(
-            req.extensions().get::<ClientCert>(),
-            config.policy.as_ref(),
-            config.not_found,
-        );
-        let Some(rejection) = rejection else {
+        let cert = req.extensions().get::<ClientCert>();
+        let Some(rejection) = self.config.judge(cert, req.method(), req.uri()) else {
             return ResponseFuture::future(self.inner.call(req));
         };
-        log_rejection(&rejection, &req, config.shadow);
-        if config.shadow {
-            return ResponseFuture::future(self.inner.call(req));
-        }
         let mut response = self.responder.response(&rejection);
         response.extensions_mut().insert(rejection);
         ResponseFuture::rejected(response)
     }
 }
 
-fn log_rejection<B>(rejection: &CertRejection, req: &Request<B>, shadow: bool) {
-    let cert = req.extensions().get::<ClientCert>();
-    log_rejection_parts(rejection, cert, req.method(), req.uri(), shadow);
-}
-
-/// The warn event for a rejection, shared by the layer and the `#[require_cert]` guard.
-pub(crate) fn log_rejection_parts(
+/// The warn event for a rejection (or, in shadow mode, a would-be rejection).
+fn log_rejection(
     rejection: &CertRejection,
     cert: Option<&ClientCert>,
     method: &http::Method,
@@ -274,36 +293,6 @@ pub(crate) fn log_rejection_parts(
         rule,
         "{message}"
     );
-}
-
-/// Decides for one request: `None` to let it through, or the rejection. The allow path does not
-/// allocate; `evaluate` runs only to build a denial's reason.
-pub(crate) fn check(
-    cert: Option<&ClientCert>,
-    policy: Option<&Policy>,
-    not_found: bool,
-) -> Option<CertRejection> {
-    let Some(cert) = cert else {
-        return Some(CertRejection::new(
-            RejectionKind::MissingCertificate,
-            StatusCode::UNAUTHORIZED,
-        ));
-    };
-    let policy = policy?;
-    if policy.allows(cert.identity()) {
-        return None;
-    }
-    match policy.evaluate(cert) {
-        Decision::Deny(reason) => Some(CertRejection::new(
-            RejectionKind::PolicyDenied(reason),
-            if not_found {
-                StatusCode::NOT_FOUND
-            } else {
-                StatusCode::FORBIDDEN
-            },
-        )),
-        Decision::Allow => None,
-    }
 }
 
 pin_project! {

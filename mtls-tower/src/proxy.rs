@@ -33,7 +33,7 @@
 //!     .layer(RequireClientCertLayer::new(Policy::cn("alice").unwrap()))
 //!     .layer(TrustedProxyLayer::by_identity(
 //!         Policy::spiffe_id("spiffe://prod.example/ns/edge/sa/envoy").unwrap(),
-//!         ForwardedFormat::ClientCert, // RFC 9440
+//!         ForwardedFormat::Rfc9440, // RFC 9440
 //!     ));
 //!
 //! let ca = TestCa::new("Example CA");
@@ -57,8 +57,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::header::{HeaderName, CONTENT_TYPE};
-use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
+use http::header::HeaderName;
+use http::{HeaderMap, Request, Response, StatusCode};
 use mtls_core::forwarded::{self, ForwardedError};
 use mtls_core::{CertificateDer, ClientIdentity, IpNetwork, Policy};
 use tower_layer::Layer;
@@ -66,6 +66,7 @@ use tower_service::Service;
 
 use crate::cert::{CertSource, ClientCert};
 use crate::layer::ResponseFuture;
+use crate::rejection::fixed_response;
 
 /// The remote address of the connection a request arrived on, as a request extension. Put there by
 /// [`AddClientCert::with_remote_addr`](crate::AddClientCert::with_remote_addr) (which
@@ -83,7 +84,7 @@ pub enum ForwardedFormat {
     /// and a `Hash` must match the `Cert`.
     Xfcc,
     /// RFC 9440 `Client-Cert` (and `Client-Cert-Chain` when present).
-    ClientCert,
+    Rfc9440,
     /// nginx's `$ssl_client_escaped_cert` (URL-encoded PEM) in the named header, such as
     /// `X-SSL-Client-Cert` (`proxy_set_header X-SSL-Client-Cert $ssl_client_escaped_cert;`).
     NginxEscapedCert(HeaderName),
@@ -93,37 +94,38 @@ impl ForwardedFormat {
     fn header(&self) -> HeaderName {
         match self {
             ForwardedFormat::Xfcc => HeaderName::from_static("x-forwarded-client-cert"),
-            ForwardedFormat::ClientCert => HeaderName::from_static("client-cert"),
+            ForwardedFormat::Rfc9440 => HeaderName::from_static("client-cert"),
             ForwardedFormat::NginxEscapedCert(name) => name.clone(),
         }
     }
 }
 
 /// Every header name that carries a client certificate in some proxy's convention, with dashes and
-/// with underscores (some servers map `_` to `-`, so both spellings can reach a handler).
-const FORWARDED_HEADERS: &[&str] = &[
-    "x-forwarded-client-cert",
-    "x_forwarded_client_cert",
-    "client-cert",
-    "client_cert",
-    "client-cert-chain",
-    "client_cert_chain",
-    "x-ssl-client-cert",
-    "x_ssl_client_cert",
-    "x-client-cert",
-    "x_client_cert",
-    "ssl-client-cert",
-    "ssl_client_cert",
-    "x-ssl-cert",
-    "x_ssl_cert",
-    "x-client-certificate",
-    "x_client_certificate",
-    "x-arr-clientcert",
-    "x_arr_clientcert",
-    "x-amzn-mtls-clientcert",
-    "x_amzn_mtls_clientcert",
-    "x-amzn-mtls-clientcert-leaf",
-    "x_amzn_mtls_clientcert_leaf",
+/// with underscores (some servers map `_` to `-`, so both spellings can reach a handler). Built at
+/// compile time: stripping them runs on every request.
+static FORWARDED_HEADERS: [HeaderName; 22] = [
+    HeaderName::from_static("x-forwarded-client-cert"),
+    HeaderName::from_static("x_forwarded_client_cert"),
+    HeaderName::from_static("client-cert"),
+    HeaderName::from_static("client_cert"),
+    HeaderName::from_static("client-cert-chain"),
+    HeaderName::from_static("client_cert_chain"),
+    HeaderName::from_static("x-ssl-client-cert"),
+    HeaderName::from_static("x_ssl_client_cert"),
+    HeaderName::from_static("x-client-cert"),
+    HeaderName::from_static("x_client_cert"),
+    HeaderName::from_static("ssl-client-cert"),
+    HeaderName::from_static("ssl_client_cert"),
+    HeaderName::from_static("x-ssl-cert"),
+    HeaderName::from_static("x_ssl_cert"),
+    HeaderName::from_static("x-client-certificate"),
+    HeaderName::from_static("x_client_certificate"),
+    HeaderName::from_static("x-arr-clientcert"),
+    HeaderName::from_static("x_arr_clientcert"),
+    HeaderName::from_static("x-amzn-mtls-clientcert"),
+    HeaderName::from_static("x_amzn_mtls_clientcert"),
+    HeaderName::from_static("x-amzn-mtls-clientcert-leaf"),
+    HeaderName::from_static("x_amzn_mtls_clientcert_leaf"),
 ];
 
 #[derive(Clone)]
@@ -374,11 +376,10 @@ where
                     %error,
                     "rejected request: bad forwarded client-certificate header from a trusted proxy"
                 );
-                let mut res = Response::new(ResBody::from("bad request\n"));
-                *res.status_mut() = StatusCode::BAD_REQUEST;
-                res.headers_mut().insert(
-                    CONTENT_TYPE,
-                    HeaderValue::from_static("text/plain; charset=utf-8"),
+                let mut res = fixed_response(
+                    StatusCode::BAD_REQUEST,
+                    "bad request\n",
+                    "text/plain; charset=utf-8",
                 );
                 res.extensions_mut().insert(error);
                 return ResponseFuture::rejected(res);
@@ -393,8 +394,8 @@ where
 fn strip_forwarded(headers: &mut HeaderMap, format: &ForwardedFormat) -> bool {
     // `HeaderMap::remove` removes every value of the name, not just the first.
     let mut removed = false;
-    for name in FORWARDED_HEADERS {
-        removed |= headers.remove(*name).is_some();
+    for name in &FORWARDED_HEADERS {
+        removed |= headers.remove(name).is_some();
     }
     if let ForwardedFormat::NginxEscapedCert(name) = format {
         removed |= headers.remove(name).is_some();
@@ -432,7 +433,7 @@ fn forwarded_identity(
         source,
     };
     let chain: Vec<CertificateDer<'static>> = match &config.format {
-        ForwardedFormat::ClientCert => {
+        ForwardedFormat::Rfc9440 => {
             let Some(value) = single_value(headers, &header)? else {
                 return Ok(None);
             };

@@ -144,12 +144,21 @@ impl DefaultRejection {
 impl<B: From<&'static str>> RejectionResponse<B> for DefaultRejection {
     fn response(&self, rejection: &CertRejection) -> Response<B> {
         let (body, content_type) = self.body(rejection.status());
-        let mut res = Response::new(B::from(body));
-        *res.status_mut() = rejection.status();
-        res.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-        res
+        fixed_response(rejection.status(), body, content_type)
     }
+}
+
+/// A response with a fixed body, for rejections.
+pub(crate) fn fixed_response<B: From<&'static str>>(
+    status: StatusCode,
+    body: &'static str,
+    content_type: &'static str,
+) -> Response<B> {
+    let mut res = Response::new(B::from(body));
+    *res.status_mut() = status;
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    res
 }
 
 #[cfg(feature = "axum")]

@@ -113,7 +113,7 @@ async fn spoofed_header_from_an_untrusted_peer_is_stripped_and_ignored() {
         "10.0.0.9:4000",
         &[("client-cert", &header), ("x-ssl-client-cert", "x")],
     );
-    let (status, body, _) = send(app(by_identity(ForwardedFormat::ClientCert)), req).await;
+    let (status, body, _) = send(app(by_identity(ForwardedFormat::Rfc9440)), req).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body, "CN=mallory via TlsHandshake; leaked headers: []");
 }
@@ -133,7 +133,7 @@ async fn underscore_and_other_conventions_are_stripped_too() {
     ];
     let headers: Vec<(&str, &str)> = names.iter().map(|n| (*n, "spoof")).collect();
     let req = request("/", Some(&f.mallory), "10.0.0.9:4000", &headers);
-    let (_, body, _) = send(app(by_identity(ForwardedFormat::ClientCert)), req).await;
+    let (_, body, _) = send(app(by_identity(ForwardedFormat::Rfc9440)), req).await;
     assert!(body.ends_with("leaked headers: []"), "{body}");
 }
 
@@ -148,7 +148,7 @@ async fn rfc9440_header_from_a_proxy_trusted_by_identity_is_used() {
         "10.0.0.2:4000",
         &[("client-cert", &leaf), ("client-cert-chain", &chain)],
     );
-    let (status, body, _) = send(app(by_identity(ForwardedFormat::ClientCert)), req).await;
+    let (status, body, _) = send(app(by_identity(ForwardedFormat::Rfc9440)), req).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         body,
@@ -223,7 +223,7 @@ async fn only_a_handshake_certificate_can_vouch_for_the_proxy() {
         .header("client-cert", header)
         .body(Body::empty())
         .unwrap();
-    let (_, body, _) = send(app(by_identity(ForwardedFormat::ClientCert)), req).await;
+    let (_, body, _) = send(app(by_identity(ForwardedFormat::Rfc9440)), req).await;
     assert!(!body.contains("alice"), "{body}");
 }
 
@@ -231,13 +231,13 @@ async fn only_a_handshake_certificate_can_vouch_for_the_proxy() {
 async fn trusted_proxy_without_header_means_no_certificate() {
     let f = fx();
     let (status, _, _) = send(
-        app(by_identity(ForwardedFormat::ClientCert)),
+        app(by_identity(ForwardedFormat::Rfc9440)),
         request("/protected", Some(&f.proxy), "10.0.0.2:1", &[]),
     )
     .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let (_, body, _) = send(
-        app(by_identity(ForwardedFormat::ClientCert)),
+        app(by_identity(ForwardedFormat::Rfc9440)),
         request("/", Some(&f.proxy), "10.0.0.2:1", &[]),
     )
     .await;
@@ -247,7 +247,7 @@ async fn trusted_proxy_without_header_means_no_certificate() {
 #[tokio::test]
 async fn proxy_identity_without_header_when_configured() {
     let f = fx();
-    let layer = by_identity(ForwardedFormat::ClientCert).allow_proxy_identity_without_header();
+    let layer = by_identity(ForwardedFormat::Rfc9440).allow_proxy_identity_without_header();
     let (status, _, _) = send(
         app(layer),
         request("/protected", Some(&f.proxy), "10.0.0.2:1", &[]),
@@ -265,7 +265,7 @@ async fn malformed_header_from_a_trusted_proxy_is_400() {
         "10.0.0.2:1",
         &[("client-cert", ":not base64!:")],
     );
-    let (status, body, err) = send(app(by_identity(ForwardedFormat::ClientCert)), req).await;
+    let (status, body, err) = send(app(by_identity(ForwardedFormat::Rfc9440)), req).await;
     assert_eq!(
         (status, body.as_str()),
         (StatusCode::BAD_REQUEST, "bad request\n")
@@ -281,7 +281,7 @@ async fn oversized_header_from_a_trusted_proxy_is_400() {
     let f = fx();
     let huge = format!(":{}:", "A".repeat(mtls_core::forwarded::MAX_HEADER_LEN + 4));
     let req = request("/", Some(&f.proxy), "10.0.0.2:1", &[("client-cert", &huge)]);
-    let (status, _, _) = send(app(by_identity(ForwardedFormat::ClientCert)), req).await;
+    let (status, _, _) = send(app(by_identity(ForwardedFormat::Rfc9440)), req).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
 
@@ -295,7 +295,7 @@ async fn repeated_client_cert_header_is_400() {
         "10.0.0.2:1",
         &[("client-cert", &h), ("client-cert", &h)],
     );
-    let (status, _, err) = send(app(by_identity(ForwardedFormat::ClientCert)), req).await;
+    let (status, _, err) = send(app(by_identity(ForwardedFormat::Rfc9440)), req).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(
         matches!(err, Some(ProxyHeaderError::Repeated { .. })),
@@ -394,7 +394,7 @@ async fn nginx_escaped_cert_is_used_and_empty_means_no_certificate() {
 #[tokio::test]
 async fn reverification_refuses_a_forwarded_certificate_from_another_ca() {
     let f = fx();
-    let layer = by_identity(ForwardedFormat::ClientCert)
+    let layer = by_identity(ForwardedFormat::Rfc9440)
         .reverify_with(vec![f.pki.ca.cert_der().clone()])
         .unwrap();
     let rogue = f.pki.rogue_ca.leaf().common_name("alice").build();

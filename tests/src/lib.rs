@@ -8,7 +8,6 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use axum::Router;
 use mtls_core::testing::{TestCert, TestPki};
@@ -136,9 +135,4 @@ pub fn rss_kib() -> Option<u64> {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
-}
-
-/// Waits `d` (for tests that need a client to be slow).
-pub async fn sleep(d: Duration) {
-    tokio::time::sleep(d).await;
 }

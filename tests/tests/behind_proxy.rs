@@ -186,7 +186,7 @@ async fn with_haproxy() -> Proxied {
     write_pki(&dir, &pki, &proxy_client);
     let backend = Server::start(
         pki.config().build().unwrap(),
-        backend_app(ForwardedFormat::ClientCert),
+        backend_app(ForwardedFormat::Rfc9440),
     )
     .await;
     let port = free_port();

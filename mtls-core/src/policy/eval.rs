@@ -24,7 +24,6 @@ pub(crate) struct AnyIndex {
     subject: HashMap<Oid, HashSet<Box<str>>>,
     fingerprint: HashSet<Fingerprint>,
     serial: HashSet<SerialNumber>,
-    empty: bool,
 }
 
 impl AnyIndex {
@@ -60,14 +59,10 @@ impl AnyIndex {
                 }
             };
         }
-        ix.empty = rest.len() == members.len();
         (ix, rest)
     }
 
     fn matches(&self, id: &ClientIdentity) -> bool {
-        if self.empty {
-            return false;
-        }
         if !self.dns_exact.is_empty() || !self.dns_wildcard.is_empty() {
             for name in &id.dns_normalized {
                 if self.dns_exact.contains(&**name) {
@@ -126,7 +121,9 @@ pub(crate) fn allows(node: &Node, id: &ClientIdentity) -> bool {
         Node::Rule(rule) => rule_matches(rule, id),
         Node::All(members) => members.iter().all(|m| allows(m, id)),
         Node::Any(any) => {
-            any.index.matches(id) || any.rest.iter().any(|&i| allows(&any.members[i], id))
+            // Skip the index when every alternative is in `rest` (none was indexable).
+            (any.rest.len() < any.members.len() && any.index.matches(id))
+                || any.rest.iter().any(|&i| allows(&any.members[i], id))
         }
         Node::Not(inner) => !allows(inner, id),
     }

@@ -220,13 +220,18 @@ impl<T> Source<T> {
 
 type ServerKey = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
 
+/// Where the server certificate chain and key come from: the last of the two setters wins.
+enum ServerSource {
+    Files { chain: PathBuf, key: PathBuf },
+    Memory(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>),
+}
+
 /// Builds an [`MtlsConfig`]. Every loosening of the defaults is a named method; see
 /// [`MtlsConfig`] for the table.
 #[must_use]
 #[derive(Default)]
 pub struct MtlsConfigBuilder {
-    server: Option<Source<ServerKey>>,
-    server_files: Option<(PathBuf, PathBuf)>,
+    server: Option<ServerSource>,
     client_ca: Option<Source<Vec<CertificateDer<'static>>>>,
     crls: Vec<Source<Vec<CertificateRevocationListDer<'static>>>>,
     client_auth_optional: bool,
@@ -289,8 +294,10 @@ fn pem_certs(
 impl MtlsConfigBuilder {
     /// The server certificate chain (leaf first) and private key, from PEM files.
     pub fn server_cert_pem_files(mut self, chain: impl AsRef<Path>, key: impl AsRef<Path>) -> Self {
-        self.server_files = Some((chain.as_ref().to_owned(), key.as_ref().to_owned()));
-        self.server = None;
+        self.server = Some(ServerSource::Files {
+            chain: chain.as_ref().to_owned(),
+            key: key.as_ref().to_owned(),
+        });
         self
     }
 
@@ -300,8 +307,7 @@ impl MtlsConfigBuilder {
         chain: Vec<CertificateDer<'static>>,
         key: PrivateKeyDer<'static>,
     ) -> Self {
-        self.server = Some(Source::Memory((chain, key)));
-        self.server_files = None;
+        self.server = Some(ServerSource::Memory(chain, key));
         self
     }
 
@@ -393,37 +399,38 @@ impl MtlsConfigBuilder {
     }
 
     fn load_server(&self) -> Result<ServerKey, ConfigError> {
-        if let Some((chain_path, key_path)) = &self.server_files {
-            const WHAT: &str = "server certificate chain";
-            let chain = pem_certs(
-                WHAT,
-                &chain_path.display().to_string(),
-                &read(WHAT, chain_path)?,
-            )?;
-            let key_pem = read("server private key", key_path)?;
-            let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| match e {
-                rustls::pki_types::pem::Error::NoItemsFound => ConfigError::NoPrivateKey {
-                    source_name: key_path.display().to_string(),
-                },
-                e => ConfigError::Malformed {
-                    what: "server private key",
-                    source_name: key_path.display().to_string(),
-                    reason: e.to_string(),
-                },
-            })?;
-            return Ok((chain, key));
-        }
         match &self.server {
-            Some(Source::Memory((chain, key))) => {
-                if chain.is_empty() {
-                    return Err(ConfigError::NoCertificates {
-                        what: "server certificate chain",
-                        source_name: "(in memory)".into(),
-                    });
-                }
-                Ok((chain.clone(), key.clone_key()))
+            Some(ServerSource::Files {
+                chain: chain_path,
+                key: key_path,
+            }) => {
+                const WHAT: &str = "server certificate chain";
+                let chain = pem_certs(
+                    WHAT,
+                    &chain_path.display().to_string(),
+                    &read(WHAT, chain_path)?,
+                )?;
+                let key_pem = read("server private key", key_path)?;
+                let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| match e {
+                    rustls::pki_types::pem::Error::NoItemsFound => ConfigError::NoPrivateKey {
+                        source_name: key_path.display().to_string(),
+                    },
+                    e => ConfigError::Malformed {
+                        what: "server private key",
+                        source_name: key_path.display().to_string(),
+                        reason: e.to_string(),
+                    },
+                })?;
+                Ok((chain, key))
             }
-            _ => Err(ConfigError::Missing(
+            Some(ServerSource::Memory(chain, _)) if chain.is_empty() => {
+                Err(ConfigError::NoCertificates {
+                    what: "server certificate chain",
+                    source_name: "(in memory)".into(),
+                })
+            }
+            Some(ServerSource::Memory(chain, key)) => Ok((chain.clone(), key.clone_key())),
+            None => Err(ConfigError::Missing(
                 "server certificate",
                 "server_cert_pem_files(..) or server_cert(..)",
             )),

@@ -50,7 +50,8 @@ pub struct MtlsListener {
 }
 
 struct Running {
-    incoming: mpsc::Receiver<(MtlsStream, SocketAddr)>,
+    /// The connections for `accept`; `None` when they are served in place (`serve_each`).
+    incoming: Option<mpsc::Receiver<(MtlsStream, SocketAddr)>>,
     task: JoinHandle<()>,
     expiry_watch: JoinHandle<()>,
 }
@@ -177,24 +178,19 @@ impl MtlsListener {
     /// The next connection whose TLS handshake succeeded, with the peer's address. Never fails:
     /// errors are logged and the listener goes on.
     pub async fn accept(&mut self) -> (MtlsStream, SocketAddr) {
-        if let Some(settings) = self.pending.take() {
-            let (tx, rx) = mpsc::channel(settings.max_handshakes);
-            let expiry_watch = tokio::spawn(expiry_watch(self.cell.clone()));
-            let task = tokio::spawn(accept_loop(*settings, Sink::Channel(tx)));
-            self.running = Some(Running {
-                incoming: rx,
-                task,
-                expiry_watch,
-            });
+        if self.running.is_none() {
+            let (tx, rx) = mpsc::channel(self.pending.as_ref().map_or(1, |p| p.max_handshakes));
+            self.start(Sink::Channel(tx), Some(rx));
         }
-        let next = match &mut self.running {
-            Some(running) => running.incoming.recv().await,
+        let next = match self.running.as_mut().and_then(|r| r.incoming.as_mut()) {
+            Some(incoming) => incoming.recv().await,
             None => None,
         };
         match next {
             Some(conn) => conn,
             None => {
-                // Only if the accept loop ended, which it does not do while we hold the receiver.
+                // Only if the accept loop ended (it does not while we hold the receiver), or if the
+                // listener is already serving connections in place.
                 tracing::error!(target: "mtls_tower::listener", "accept loop stopped; no more connections");
                 std::future::pending().await
             }
@@ -258,15 +254,24 @@ impl MtlsListener {
         serve: ServeConnection,
         signal: impl std::future::Future<Output = ()>,
     ) {
-        let Some(settings) = self.pending.take() else {
+        if self.running.is_some() {
             tracing::error!(target: "mtls_tower::listener", "listener already accepting; cannot serve it again");
             return;
-        };
-        let expiry_watch = tokio::spawn(expiry_watch(self.cell.clone()));
-        let task = tokio::spawn(accept_loop(*settings, Sink::Serve(serve)));
+        }
+        self.start(Sink::Serve(serve), None);
         signal.await;
-        task.abort();
-        expiry_watch.abort();
+        // Dropping the listener aborts the accept loop: no new connections.
+    }
+
+    /// Starts the accept loop (and the expiry warnings) inside the runtime, once.
+    fn start(&mut self, sink: Sink, incoming: Option<mpsc::Receiver<(MtlsStream, SocketAddr)>>) {
+        if let Some(settings) = self.pending.take() {
+            self.running = Some(Running {
+                incoming,
+                task: tokio::spawn(accept_loop(*settings, sink)),
+                expiry_watch: tokio::spawn(expiry_watch(self.cell.clone())),
+            });
+        }
     }
 }
 

@@ -30,18 +30,18 @@ impl ConfigCell {
         }
     }
 
-    fn read(&self) -> MtlsConfig {
+    fn with<T>(&self, f: impl FnOnce(&MtlsConfig) -> T) -> T {
         // A writer cannot panic half-way (it assigns a finished value), so a poisoned lock still
         // holds a whole configuration.
-        self.current
+        f(&self
+            .current
             .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+            .unwrap_or_else(std::sync::PoisonError::into_inner))
     }
 
-    /// The configuration for a new connection.
+    /// The configuration for a new connection (an `Arc` clone under a read lock).
     pub(crate) fn server_config(&self) -> Arc<ServerConfig> {
-        self.read().server_config()
+        self.with(MtlsConfig::server_config)
     }
 
     /// With `close_connections_on_reload`, a future that completes at the next reload.
@@ -56,7 +56,7 @@ impl ConfigCell {
     }
 
     pub(crate) fn expiry(&self) -> Option<CertExpiry> {
-        self.read().expiry().cloned()
+        self.with(|c| c.expiry().cloned())
     }
 
     fn swap(&self, config: MtlsConfig) {
