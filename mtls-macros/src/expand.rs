@@ -15,8 +15,30 @@ use crate::attr::{Args, Deny, Expr};
 /// Generated parameters are named `__mtls_guard_N`; stacked attributes count up.
 const GUARD_PREFIX: &str = "__mtls_guard_";
 
-pub(crate) fn expand(args: &Args, mut func: ItemFn) -> syn::Result<TokenStream> {
-    check_shape(&func)?;
+pub(crate) fn expand(args: &Args, func: ItemFn) -> syn::Result<TokenStream> {
+    if let Some(FnArg::Receiver(_)) = func.sig.inputs.first() {
+        return expand_grpc_method(args, func);
+    }
+    expand_handler(args, func)
+}
+
+/// The policy, not-found and shadow arguments of `GuardConfig::new`.
+fn config_args(args: &Args) -> TokenStream {
+    let policy = match &args.policy {
+        None => quote!(::core::option::Option::None),
+        Some(expr) => {
+            let e = policy_expr(expr);
+            quote!(::core::option::Option::Some(#e))
+        }
+    };
+    let not_found = args.deny == Deny::NotFound;
+    let shadow = args.shadow;
+    quote!(#policy, #not_found, #shadow)
+}
+
+/// An axum handler: a free `async fn`, guarded by a leading extractor.
+fn expand_handler(args: &Args, mut func: ItemFn) -> syn::Result<TokenStream> {
+    check_handler_shape(&func)?;
 
     let n = func
         .sig
@@ -33,15 +55,7 @@ pub(crate) fn expand(args: &Args, mut func: ItemFn) -> syn::Result<TokenStream> 
     let marker = format_ident!("__MtlsRequireCert_{}_{n}", func.sig.ident);
     let vis = &func.vis;
 
-    let policy = match &args.policy {
-        None => quote!(::core::option::Option::None),
-        Some(expr) => {
-            let e = policy_expr(expr);
-            quote!(::core::option::Option::Some(#e))
-        }
-    };
-    let not_found = args.deny == Deny::NotFound;
-    let shadow = args.shadow;
+    let config = config_args(args);
 
     let span = func.sig.ident.span();
     let param: FnArg = syn::parse_quote_spanned! {span=>
@@ -59,7 +73,7 @@ pub(crate) fn expand(args: &Args, mut func: ItemFn) -> syn::Result<TokenStream> 
                 static CONFIG: ::std::sync::OnceLock<::mtls_tower::__private::GuardConfig> =
                     ::std::sync::OnceLock::new();
                 CONFIG.get_or_init(|| {
-                    ::mtls_tower::__private::GuardConfig::new(#policy, #not_found, #shadow)
+                    ::mtls_tower::__private::GuardConfig::new(#config)
                 })
             }
         }
@@ -68,22 +82,80 @@ pub(crate) fn expand(args: &Args, mut func: ItemFn) -> syn::Result<TokenStream> 
     })
 }
 
-/// The attribute guards axum handlers: free `async fn`s. Methods (`self`) are refused with a
-/// message rather than producing a guard that could not be an extractor.
-fn check_shape(func: &ItemFn) -> syn::Result<()> {
+/// Axum handlers are free `async fn`s (methods take the gRPC path).
+fn check_handler_shape(func: &ItemFn) -> syn::Result<()> {
     if func.sig.asyncness.is_none() {
         return Err(syn::Error::new(
             func.sig.fn_token.span(),
             "#[require_cert] applies to `async fn` handlers; make this function async",
         ));
     }
-    if let Some(FnArg::Receiver(r)) = func.sig.inputs.first() {
-        return Err(syn::Error::new(
-            r.span(),
-            "#[require_cert] applies to free handler functions, not methods taking `self`",
-        ));
-    }
     Ok(())
+}
+
+/// A tonic service method: `async fn m(&self, request: Request<T>) -> Result<Response<U>, Status>`,
+/// or the same after `#[async_trait]` rewrote it (a plain `fn` returning
+/// `Pin<Box<dyn Future<Output = Result<Response<U>, Status>> + Send + '_>>`; the impl's attribute
+/// runs first). The check is put first in the body: it reads the request's `ClientCert` and
+/// returns `Err(Status)` (UNAUTHENTICATED / PERMISSION_DENIED / UNIMPLEMENTED) before the body runs.
+fn expand_grpc_method(args: &Args, mut func: ItemFn) -> syn::Result<TokenStream> {
+    let fn_name = func.sig.ident.to_string();
+    let request_arg = func.sig.inputs.iter_mut().nth(1);
+    let Some(FnArg::Typed(request_arg)) = request_arg else {
+        return Err(syn::Error::new(
+            func.sig.inputs.span(),
+            "#[require_cert] on a method guards a tonic service method: \
+             `async fn m(&self, request: tonic::Request<T>) -> Result<tonic::Response<U>, tonic::Status>`",
+        ));
+    };
+    // The check needs a name for the request: keep the user's, or bind a pattern (such as `_`)
+    // to one and destructure it first thing in the body.
+    let mut rebind = None;
+    let request = match &*request_arg.pat {
+        Pat::Ident(p) => p.ident.clone(),
+        pat => {
+            let name = format_ident!("__mtls_request");
+            rebind = Some(quote!(let #pat = #name;));
+            *request_arg.pat = syn::parse_quote!(#name);
+            name
+        }
+    };
+    let config = config_args(args);
+    // A request of the wrong type is reported on the parameter's type.
+    let request_span = request_arg.ty.span();
+    let span = func.sig.ident.span();
+    let check_call = quote_spanned! {request_span=>
+        ::mtls_tower::__private::grpc::check(
+            CONFIG.get_or_init(|| ::mtls_tower::__private::GuardConfig::new(#config)),
+            &#request,
+            ::core::concat!(::core::module_path!(), "::", #fn_name),
+        )
+    };
+    // In its own block, so that stacked attributes' statics do not collide.
+    let check = quote_spanned! {span=>
+        {
+            static CONFIG: ::std::sync::OnceLock<::mtls_tower::__private::GuardConfig> =
+                ::std::sync::OnceLock::new();
+            #check_call
+        }
+    };
+    let deny = if func.sig.asyncness.is_some() {
+        quote_spanned!(span=> ::core::result::Result::Err(::core::convert::Into::into(__mtls_status)))
+    } else {
+        quote_spanned!(span=> ::mtls_tower::__private::grpc::deny(__mtls_status))
+    };
+    let stmts = &func.block.stmts;
+    let block: syn::Block = syn::parse_quote_spanned! {span=>
+        {
+            if let ::core::result::Result::Err(__mtls_status) = #check {
+                return #deny;
+            }
+            #rebind
+            #(#stmts)*
+        }
+    };
+    *func.block = block;
+    Ok(quote!(#func))
 }
 
 fn policy_expr(expr: &Expr) -> TokenStream {

@@ -44,7 +44,11 @@ impl<S: Send + Sync, P: GuardPolicy> FromRequestParts<S> for CertGuard<P> {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let cert = parts.extensions.get::<ClientCert>();
-        let Some(rejection) = P::config().0.judge(cert, &parts.method, &parts.uri) else {
+        let Some(rejection) = P::config()
+            .0
+            // Only the path: query strings may carry secrets.
+            .judge(cert, parts.method.as_str(), parts.uri.path())
+        else {
             return Ok(CertGuard(PhantomData));
         };
         let mut response: Response = DefaultRejection::text().response(&rejection);
@@ -86,4 +90,65 @@ pub fn not(policy: Policy) -> Policy {
 /// `policy = path`: the user's `fn() -> Policy`.
 pub fn from_fn(f: fn() -> Policy) -> Policy {
     f()
+}
+
+/// Support for `#[require_cert]` on tonic service methods (feature `tonic`).
+#[cfg(feature = "tonic")]
+pub mod grpc {
+    use std::future::Future;
+    use std::pin::Pin;
+
+    use tonic::Status;
+
+    use super::GuardConfig;
+    use crate::cert::ClientCert;
+    use crate::grpc::GrpcRejection;
+
+    /// `Ok` lets the method run; `Err` is the status to return instead. `method` names the Rust
+    /// method, for the log (tonic keeps no request path for handlers).
+    #[allow(clippy::result_large_err)]
+    pub fn check<T>(
+        config: &GuardConfig,
+        request: &tonic::Request<T>,
+        method: &'static str,
+    ) -> Result<(), Status> {
+        let cert = request.extensions().get::<ClientCert>();
+        match config.0.judge(cert, "grpc", method) {
+            None => Ok(()),
+            Some(rejection) => Err(GrpcRejection::status(&rejection)),
+        }
+    }
+
+    /// The denial as the boxed future `#[async_trait]` methods return.
+    pub fn deny<'a, T: Send + 'a>(
+        status: Status,
+    ) -> Pin<Box<dyn Future<Output = Result<T, Status>> + Send + 'a>> {
+        Box::pin(async move { Err(status) })
+    }
+}
+
+/// Without the `tonic` feature, `#[require_cert]` on a method fails with a message naming the
+/// feature.
+#[cfg(not(feature = "tonic"))]
+pub mod grpc {
+    /// Implemented by nothing: the bound carries the message.
+    #[diagnostic::on_unimplemented(
+        message = "`#[require_cert]` on a tonic service method needs mtls-tower's `tonic` feature",
+        label = "enable the `tonic` feature of mtls-tower"
+    )]
+    pub trait TonicFeatureEnabled {}
+
+    /// Never callable: `T` implements nothing here.
+    pub fn check<T: TonicFeatureEnabled, C>(
+        _config: &super::GuardConfig,
+        _request: &T,
+        _method: &'static str,
+    ) -> Result<(), C> {
+        Ok(())
+    }
+
+    /// Never reached (see `check`).
+    pub fn deny<T, C>(_status: C) -> T {
+        unreachable!("`#[require_cert]` on a method needs the `tonic` feature")
+    }
 }

@@ -69,11 +69,14 @@ impl Enforcement {
     /// Judges one request: `None` lets it through; `Some` is the rejection to answer with. Every
     /// rejection is logged; in shadow mode it is logged and `None` is returned. The allow path does
     /// not allocate: `evaluate` runs only to build a denial's reason.
+    ///
+    /// `method` and `path` are only logged: the HTTP method and the URI's path (never the query),
+    /// or `"grpc"` and the Rust method for a `#[require_cert]` on a tonic service method.
     pub(crate) fn judge(
         &self,
         cert: Option<&ClientCert>,
-        method: &http::Method,
-        uri: &http::Uri,
+        method: &str,
+        path: &str,
     ) -> Option<CertRejection> {
         let rejection = match cert {
             None => CertRejection::new(RejectionKind::MissingCertificate, StatusCode::UNAUTHORIZED),
@@ -93,7 +96,7 @@ impl Enforcement {
                 CertRejection::new(RejectionKind::PolicyDenied(reason), status)
             }
         };
-        log_rejection(&rejection, cert, method, uri, self.shadow);
+        log_rejection(&rejection, cert, method, path, self.shadow);
         (!self.shadow).then_some(rejection)
     }
 }
@@ -248,7 +251,11 @@ where
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let cert = req.extensions().get::<ClientCert>();
-        let Some(rejection) = self.config.judge(cert, req.method(), req.uri()) else {
+        // Only the path is logged: query strings may carry secrets.
+        let Some(rejection) = self
+            .config
+            .judge(cert, req.method().as_str(), req.uri().path())
+        else {
             return ResponseFuture::future(self.inner.call(req));
         };
         let mut response = self.responder.response(&rejection);
@@ -261,16 +268,14 @@ where
 fn log_rejection(
     rejection: &CertRejection,
     cert: Option<&ClientCert>,
-    method: &http::Method,
-    uri: &http::Uri,
+    method: &str,
+    path: &str,
     shadow: bool,
 ) {
     let subject = cert.map(|c| c.subject().as_str());
     let spiffe_id = cert.and_then(|c| c.spiffe_id()).map(|s| s.as_str());
     let fingerprint = cert.map(|c| tracing::field::display(c.fingerprint_sha256()));
     let rule = rejection.deny_reason().map(tracing::field::display);
-    // Only the path: query strings may carry secrets.
-    let path = uri.path();
     let message = match (rejection.kind(), shadow) {
         (RejectionKind::MissingCertificate, false) => {
             "request rejected: no verified client certificate"
@@ -285,7 +290,7 @@ fn log_rejection(
         target: "mtls_tower::reject",
         status = rejection.status().as_u16(),
         shadow,
-        method = %method,
+        method,
         path,
         subject,
         spiffe_id,

@@ -97,6 +97,8 @@
 //!   `axum::serve` integration ([`serve`], [`MtlsMakeService`]).
 //! - `server` (default): [`MtlsConfig`], [`MtlsListener`], [`AddClientCert`] (tokio, rustls).
 //! - `ring` (default) / `aws-lc-rs`: the crypto provider [`MtlsConfig`] uses unless given one.
+//! - `tonic`: gRPC. [`grpc`]: rejections as gRPC statuses, the certificate in tonic handlers,
+//!   `#[require_cert]` on service methods; [`serve`] takes a tonic `Routes`.
 //! - `serde`: policies from configuration files.
 //! - `testing`: [`testing`], the test PKI and an HTTPS test client that presents a chosen
 //!   client certificate.
@@ -106,6 +108,8 @@
 mod cert;
 #[cfg(feature = "axum")]
 mod extract;
+#[cfg(feature = "tonic")]
+pub mod grpc;
 mod layer;
 pub mod proxy;
 mod rejection;

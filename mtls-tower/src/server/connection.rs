@@ -38,6 +38,7 @@ pub struct AddClientCert<S> {
     inner: S,
     client_cert: Option<ClientCert>,
     remote_addr: Option<SocketAddr>,
+    local_addr: Option<SocketAddr>,
 }
 
 impl<S> AddClientCert<S> {
@@ -48,14 +49,23 @@ impl<S> AddClientCert<S> {
             inner,
             client_cert,
             remote_addr: None,
+            local_addr: None,
         }
     }
 
-    /// Also inserts [`PeerAddr`](crate::PeerAddr)`(addr)` and, with the `axum` feature,
-    /// `axum::extract::ConnectInfo(addr)`.
+    /// Also inserts [`PeerAddr`](crate::PeerAddr)`(addr)`, with the `axum` feature
+    /// `axum::extract::ConnectInfo(addr)`, and with the `tonic` feature tonic's `TcpConnectInfo`
+    /// (for `Request::remote_addr`).
     #[must_use]
     pub fn with_remote_addr(mut self, addr: SocketAddr) -> Self {
         self.remote_addr = Some(addr);
+        self
+    }
+
+    /// The connection's local address, for tonic's `Request::local_addr` (feature `tonic`).
+    #[must_use]
+    pub fn with_local_addr(mut self, addr: SocketAddr) -> Self {
+        self.local_addr = Some(addr);
         self
     }
 
@@ -102,6 +112,14 @@ where
             #[cfg(feature = "axum")]
             req.extensions_mut()
                 .insert(axum::extract::ConnectInfo(addr));
+        }
+        #[cfg(feature = "tonic")]
+        if self.remote_addr.is_some() || self.local_addr.is_some() {
+            req.extensions_mut()
+                .insert(tonic::transport::server::TcpConnectInfo {
+                    local_addr: self.local_addr,
+                    remote_addr: self.remote_addr,
+                });
         }
         self.inner.call(req)
     }

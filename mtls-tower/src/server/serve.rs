@@ -7,11 +7,14 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::serve::IncomingStream;
-use axum::Router;
+use http::{Request, Response};
+use hyper::body::Incoming;
 use tower_service::Service;
 
 use super::connection::AddClientCert;
 use super::listener::{MtlsListener, MtlsStream, ServeConnection};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The make-service for `axum::serve` over an [`MtlsListener`]: gives each connection an
 /// [`AddClientCert`] around your app, so every request carries the connection's
@@ -78,26 +81,45 @@ impl axum::serve::Listener for MtlsListener {
 /// Serves `app` over mutual TLS until Ctrl-C (or SIGTERM on Unix), then shuts down gracefully:
 /// stops accepting and lets in-flight requests finish.
 ///
+/// `app` is an axum `Router` or any other HTTP service: a tonic `Routes` (gRPC, feature
+/// `tonic`; see [`grpc`](crate::grpc)), or a Tower stack around either.
+///
 /// ```no_run
 /// # async fn run(listener: mtls_tower::MtlsListener, app: axum::Router) -> std::io::Result<()> {
 /// mtls_tower::serve(listener, app).await
 /// # }
 /// ```
-pub async fn serve(listener: MtlsListener, app: Router) -> io::Result<()> {
+pub async fn serve<S, B>(listener: MtlsListener, app: S) -> io::Result<()>
+where
+    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
     serve_with_shutdown(listener, app, shutdown_signal()).await
 }
 
 /// Serves `app` over mutual TLS until `signal` completes, then shuts down gracefully: stops
 /// accepting, lets in-flight requests finish and closes idle connections.
 ///
-/// Each connection is served (HTTP/1.1 or HTTP/2, by ALPN) in the task that completed its TLS
-/// handshake, with the connection's [`ClientCert`](crate::ClientCert) on every request.
-pub async fn serve_with_shutdown<F>(
+/// Each connection is served (HTTP/1.1 or HTTP/2; gRPC clients speak HTTP/2) in the task that
+/// completed its TLS handshake, with the connection's [`ClientCert`](crate::ClientCert) on every
+/// request. `app` is called once per request; an error it returns ends that request's stream
+/// (axum's `Router` and tonic's `Routes` never return one).
+pub async fn serve_with_shutdown<S, B, F>(
     listener: MtlsListener,
-    app: Router,
+    app: S,
     signal: F,
 ) -> io::Result<()>
 where
+    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
     F: Future<Output = ()> + Send + 'static,
 {
     use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -107,9 +129,21 @@ where
     // every one is dropped (its connection finished).
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(());
     let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    // The closure is shared by the handshake tasks, so it must be `Sync`; many services are not
+    // (tower's `BoxCloneService`), so the app is cloned under a lock, once per connection.
+    let app = std::sync::Mutex::new(app);
     let serve: ServeConnection = Arc::new(move |stream: MtlsStream, peer| {
-        let service =
-            AddClientCert::new(app.clone(), stream.client_cert().cloned()).with_remote_addr(peer);
+        let app = app
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let service = AddClientCert::new(app, stream.client_cert().cloned()).with_remote_addr(peer);
+        // For tonic's `Request::local_addr`; one getsockname per connection, only with `tonic`.
+        #[cfg(feature = "tonic")]
+        let service = match stream.get_ref().get_ref().0.local_addr() {
+            Ok(local) => service.with_local_addr(local),
+            Err(_) => service,
+        };
         let builder = builder.clone();
         let mut shutdown = shutdown_rx.clone();
         Box::pin(async move {
