@@ -9,11 +9,15 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use axum::Router;
+use http::{Request, Response};
+use hyper::body::Incoming;
 use mtls_core::testing::{TestCert, TestPki};
 use mtls_tower::{MtlsConfig, MtlsConfigBuilder, MtlsListener};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tower_service::Service;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A throwaway PKI plus a server certificate for `localhost`.
 #[derive(Debug)]
@@ -56,14 +60,31 @@ pub struct Server {
 }
 
 impl Server {
-    /// Serves `app` with `config` on 127.0.0.1 (an unused port).
-    pub async fn start(config: MtlsConfig, app: Router) -> Server {
+    /// Serves `app` (an axum `Router`, a tonic `Routes`, ...) with `config` on 127.0.0.1 (an
+    /// unused port).
+    pub async fn start<S, B>(config: MtlsConfig, app: S) -> Server
+    where
+        S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<BoxError>,
+        B: http_body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<BoxError>,
+    {
         let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         Server::start_with(MtlsListener::builder(tcp, config).build().unwrap(), app)
     }
 
     /// Serves `app` on an already built listener.
-    pub fn start_with(listener: MtlsListener, app: Router) -> Server {
+    pub fn start_with<S, B>(listener: MtlsListener, app: S) -> Server
+    where
+        S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<BoxError>,
+        B: http_body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<BoxError>,
+    {
         let addr = listener.local_addr();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(mtls_tower::serve_with_shutdown(listener, app, async move {

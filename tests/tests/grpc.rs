@@ -1,0 +1,254 @@
+//! gRPC end to end: the example protocol (`greeter.Greeter`) served by `mtls_tower::serve` over
+//! real TLS on 127.0.0.1, called by tonic clients with tonic's own rustls client
+//! (`ClientTlsConfig`). Policies come from `#[require_cert]` on the service methods and from a
+//! server-wide `RequireClientCertLayer::grpc()`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use mtls_examples::greeter::{
+    Greeter, GreeterClient, GreeterServer, HelloReply, HelloRequest, SetGreetingReply,
+    SetGreetingRequest,
+};
+use mtls_examples::{grpc_channel, tls_alert};
+use mtls_tests::{Pki, Server};
+use mtls_tower::testing::{client_cert_header, xfcc_header, TestCert};
+use mtls_tower::{require_cert, MtlsConfig, Policy, RequireClientCertLayer};
+use tonic::service::Routes;
+use tonic::transport::Channel;
+use tonic::{Code, Request, Response, Status};
+use tower::Layer;
+
+const BILLING: &str = "spiffe://example.org/ns/billing/sa/api";
+const WEB: &str = "spiffe://example.org/ns/web/sa/frontend";
+const ADMIN: &str = "spiffe://example.org/ns/ops/sa/admin";
+
+struct TestGreeter;
+
+#[tonic::async_trait]
+impl Greeter for TestGreeter {
+    /// Answers with what the server knows of the caller: its SPIFFE ID from the handshake, and
+    /// the peer address tonic reports.
+    #[require_cert(spiffe_path_prefix = ["/ns/billing", "/ns/ops"])]
+    async fn say_hello(
+        &self,
+        request: Request<HelloRequest>,
+    ) -> Result<Response<HelloReply>, Status> {
+        let caller = mtls_tower::grpc::client_cert(&request)?
+            .spiffe_id()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        let peer = request
+            .remote_addr()
+            .map(|a| a.ip().to_string())
+            .unwrap_or_default();
+        let message = format!("{caller} {peer}");
+        Ok(Response::new(HelloReply { message }))
+    }
+
+    #[require_cert(spiffe = "spiffe://example.org/ns/ops/sa/admin")]
+    async fn set_greeting(
+        &self,
+        _request: Request<SetGreetingRequest>,
+    ) -> Result<Response<SetGreetingReply>, Status> {
+        Ok(Response::new(SetGreetingReply {
+            previous: "hello".into(),
+        }))
+    }
+}
+
+fn trust_domain() -> RequireClientCertLayer {
+    RequireClientCertLayer::new(Policy::trust_domain("example.org").unwrap())
+}
+
+/// Serves the greeter behind `layer` with gRPC rejections.
+async fn start(config: MtlsConfig, layer: RequireClientCertLayer) -> Server {
+    let routes = Routes::new(GreeterServer::new(TestGreeter));
+    Server::start(config, layer.grpc().layer(routes)).await
+}
+
+fn client(pki: &Pki, server: &Server, cert: Option<&TestCert>) -> GreeterClient<Channel> {
+    let pem = cert.map(|c| (c.chain_pem(), c.key_pem().to_string()));
+    let identity = pem
+        .as_ref()
+        .map(|(chain, key)| (chain.as_str(), key.as_str()));
+    GreeterClient::new(grpc_channel(server.addr, pki.pki.ca.cert_pem(), identity).unwrap())
+}
+
+fn spiffe(pki: &Pki, id: &str) -> TestCert {
+    pki.pki.ca.leaf().spiffe(id).build()
+}
+
+async fn say_hello(client: &mut GreeterClient<Channel>) -> Result<String, Status> {
+    let request = HelloRequest { name: "x".into() };
+    Ok(client.say_hello(request).await?.into_inner().message)
+}
+
+async fn set_greeting(client: &mut GreeterClient<Channel>) -> Result<String, Status> {
+    let request = SetGreetingRequest {
+        greeting: "hi".into(),
+    };
+    Ok(client.set_greeting(request).await?.into_inner().previous)
+}
+
+#[tokio::test]
+async fn allowed_client_reaches_the_method_with_its_handshake_identity() {
+    let pki = Pki::new();
+    let server = start(pki.config().build().unwrap(), trust_domain()).await;
+    let billing = spiffe(&pki, BILLING);
+    let answer = say_hello(&mut client(&pki, &server, Some(&billing)))
+        .await
+        .unwrap();
+    assert_eq!(answer, format!("{BILLING} 127.0.0.1"));
+    let admin = spiffe(&pki, ADMIN);
+    assert_eq!(
+        set_greeting(&mut client(&pki, &server, Some(&admin)))
+            .await
+            .unwrap(),
+        "hello"
+    );
+}
+
+#[tokio::test]
+async fn method_policy_denial_is_permission_denied() {
+    let pki = Pki::new();
+    let server = start(pki.config().build().unwrap(), trust_domain()).await;
+    let billing = spiffe(&pki, BILLING);
+    let status = set_greeting(&mut client(&pki, &server, Some(&billing)))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+    assert_eq!(status.message(), "permission denied");
+    let web = spiffe(&pki, WEB);
+    let status = say_hello(&mut client(&pki, &server, Some(&web)))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+}
+
+#[tokio::test]
+async fn server_wide_layer_denial_is_a_grpc_status_not_an_http_403() {
+    let pki = Pki::new();
+    let server = start(pki.config().build().unwrap(), trust_domain()).await;
+    // Same CA, a path the method allows, another trust domain: the layer refuses it.
+    let partner = spiffe(&pki, "spiffe://partner.example/ns/billing/sa/api");
+    let status = say_hello(&mut client(&pki, &server, Some(&partner)))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+    assert_eq!(status.message(), "permission denied");
+    // A trailers-only gRPC response: the status came in grpc-status, with gRPC's content type.
+    assert_eq!(
+        status.metadata().get("content-type").unwrap(),
+        "application/grpc"
+    );
+}
+
+#[tokio::test]
+async fn client_without_certificate_is_refused_at_the_handshake() {
+    let pki = Pki::new();
+    let server = start(pki.config().build().unwrap(), trust_domain()).await;
+    let status = say_hello(&mut client(&pki, &server, None))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        tls_alert(&status).as_deref(),
+        Some("CertificateRequired"),
+        "{status}"
+    );
+}
+
+#[tokio::test]
+async fn client_from_a_rogue_ca_is_refused_at_the_handshake() {
+    let pki = Pki::new();
+    let server = start(pki.config().build().unwrap(), trust_domain()).await;
+    let mallory = pki.pki.rogue_ca.leaf().spiffe(ADMIN).build();
+    let status = set_greeting(&mut client(&pki, &server, Some(&mallory)))
+        .await
+        .unwrap_err();
+    assert_eq!(tls_alert(&status).as_deref(), Some("UnknownCA"), "{status}");
+}
+
+#[tokio::test]
+async fn revoked_client_is_refused_at_the_handshake() {
+    let pki = Pki::new();
+    let billing = spiffe(&pki, BILLING);
+    let crl = pki.pki.ca.crl(&[&billing.serial()]);
+    let config = pki.config().crls(vec![crl.der().clone()]).build().unwrap();
+    let server = start(config, trust_domain()).await;
+    let status = say_hello(&mut client(&pki, &server, Some(&billing)))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        tls_alert(&status).as_deref(),
+        Some("CertificateRevoked"),
+        "{status}"
+    );
+}
+
+#[tokio::test]
+async fn optional_client_auth_without_certificate_gets_unauthenticated() {
+    let pki = Pki::new();
+    let config = pki.config().client_auth_optional().build().unwrap();
+    let server = start(config, trust_domain()).await;
+    let status = say_hello(&mut client(&pki, &server, None))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+    assert_eq!(status.message(), "client certificate required");
+}
+
+#[tokio::test]
+async fn not_found_mode_answers_like_an_unknown_method() {
+    let pki = Pki::new();
+    let server = start(
+        pki.config().build().unwrap(),
+        trust_domain().deny_as_not_found(),
+    )
+    .await;
+    let partner = spiffe(&pki, "spiffe://partner.example/ns/billing/sa/api");
+    let denied = say_hello(&mut client(&pki, &server, Some(&partner)))
+        .await
+        .unwrap_err();
+
+    // A method the server does not have, called by an allowed client.
+    let billing = spiffe(&pki, BILLING);
+    let pem = (billing.chain_pem(), billing.key_pem().to_string());
+    let channel = grpc_channel(server.addr, pki.pki.ca.cert_pem(), Some((&pem.0, &pem.1))).unwrap();
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    let unknown = grpc
+        .unary::<HelloRequest, HelloReply, _>(
+            Request::new(HelloRequest { name: "x".into() }),
+            http::uri::PathAndQuery::from_static("/greeter.Greeter/NoSuchMethod"),
+            tonic_prost::ProstCodec::default(),
+        )
+        .await
+        .unwrap_err();
+
+    assert_eq!(denied.code(), Code::Unimplemented);
+    assert_eq!(unknown.code(), Code::Unimplemented);
+    assert_eq!(denied.message(), unknown.message());
+}
+
+#[tokio::test]
+async fn forged_certificate_metadata_is_ignored_without_a_trusted_proxy() {
+    let pki = Pki::new();
+    let server = start(pki.config().build().unwrap(), trust_domain()).await;
+    let web = spiffe(&pki, WEB);
+    let admin = spiffe(&pki, ADMIN);
+    let mut request = Request::new(SetGreetingRequest {
+        greeting: "owned".into(),
+    });
+    // The web frontend claims, in every forwarded-certificate format, to be the ops admin.
+    let metadata = request.metadata_mut();
+    metadata.insert(
+        "x-forwarded-client-cert",
+        xfcc_header(&admin).parse().unwrap(),
+    );
+    metadata.insert("client-cert", client_cert_header(&admin).parse().unwrap());
+    let status = client(&pki, &server, Some(&web))
+        .set_greeting(request)
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+}
