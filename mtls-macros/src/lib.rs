@@ -1,5 +1,5 @@
-//! `#[require_cert(..)]`: per-route client-certificate policies for axum handlers, checked at
-//! compile time. Use it through `mtls_tower::require_cert` (feature `macros`, on by default).
+//! `#[require_cert(..)]`: per-route client-certificate policies for axum handlers and tonic service
+//! methods, checked at compile time. Use it through `mtls_tower::require_cert` (feature `macros`, on by default).
 //!
 //! ```
 //! use axum::{routing::get, Router};
@@ -50,6 +50,15 @@
 //! extension and log event as `RequireClientCertLayer`. The policy is built once, on first use.
 //! A route's attribute adds to any router-wide layer and cannot weaken it. Place it above
 //! `#[debug_handler]`.
+//!
+//! # On tonic service methods
+//! A method taking `&self` is guarded as a tonic service method: `async fn m(&self, request:
+//! tonic::Request<T>) -> Result<tonic::Response<U>, tonic::Status>`, inside a
+//! `#[tonic::async_trait]` impl (as tonic-build generates the traits) or as a plain `async fn`.
+//! Same keys, same compile-time checks; the check runs first in the body and returns
+//! `Err(Status::unauthenticated(..))` without a certificate, `Err(Status::permission_denied(..))`
+//! on a denial (`UNIMPLEMENTED` with `deny = "not_found"`). Needs mtls-tower's `tonic` feature;
+//! without it the compile error says so. See `mtls_tower::grpc`.
 
 mod attr;
 mod expand;
