@@ -142,17 +142,11 @@ async fn main() -> ExitCode {
     println!("{}", "-".repeat(96));
     let mut failures = 0;
     for client in clients(&pki) {
-        let pem = client
-            .cert
-            .as_ref()
-            .map(|c| (c.chain_pem(), c.key_pem().to_string()));
-        let identity = pem
-            .as_ref()
-            .map(|(chain, key)| (chain.as_str(), key.as_str()));
         // A channel per call: after a refused handshake, a second call on the same channel may
         // only see "connection closed", not the server's alert.
         let greeter = || {
-            let channel = grpc_channel(addr, pki.ca.cert_pem(), identity).expect("TLS settings");
+            let channel =
+                grpc_channel(addr, pki.ca.cert_pem(), client.cert.as_ref()).expect("TLS settings");
             GreeterClient::new(channel)
         };
         let hello = greeter()

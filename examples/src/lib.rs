@@ -6,11 +6,12 @@ pub mod greeter;
 use std::error::Error;
 use std::net::SocketAddr;
 
+use mtls_tower::testing::TestCert;
 use tokio_rustls::rustls;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
 /// A tonic channel to `https://{addr}` that verifies the server as `localhost` against
-/// `server_ca_pem` and presents `client` (a PEM chain and key) when given.
+/// `server_ca_pem` and presents `client` (its chain and key) when given.
 ///
 /// The channel connects on first use, so a refused handshake shows as the first call's error
 /// (in TLS 1.3 the client finishes its handshake before the server judges its certificate).
@@ -20,13 +21,13 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 pub fn grpc_channel(
     addr: SocketAddr,
     server_ca_pem: &str,
-    client: Option<(&str, &str)>,
+    client: Option<&TestCert>,
 ) -> Result<Channel, Box<dyn Error + Send + Sync>> {
     let mut tls = ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(server_ca_pem))
         .domain_name("localhost");
-    if let Some((chain_pem, key_pem)) = client {
-        tls = tls.identity(Identity::from_pem(chain_pem, key_pem));
+    if let Some(cert) = client {
+        tls = tls.identity(Identity::from_pem(cert.chain_pem(), cert.key_pem()));
     }
     let endpoint = Channel::from_shared(format!("https://{addr}"))?.tls_config(tls)?;
     Ok(endpoint.connect_lazy())

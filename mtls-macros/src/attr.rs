@@ -36,10 +36,11 @@ pub(crate) enum Expr {
 }
 
 /// What to answer on a denial.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 pub(crate) enum Deny {
     Forbidden,
-    NotFound,
+    /// With the span of the `"not_found"` literal, for errors about it.
+    NotFound(proc_macro2::Span),
 }
 
 /// The parsed attribute.
@@ -229,7 +230,7 @@ fn lower(items: Vec<Item>, top: bool, args: &mut Args) -> syn::Result<Vec<Expr>>
                 }
                 args.deny = match value.value().as_str() {
                     "forbidden" => Deny::Forbidden,
-                    "not_found" => Deny::NotFound,
+                    "not_found" => Deny::NotFound(value.span()),
                     other => {
                         return Err(err(
                             value.span(),

@@ -31,7 +31,7 @@ fn config_args(args: &Args) -> TokenStream {
             quote!(::core::option::Option::Some(#e))
         }
     };
-    let not_found = args.deny == Deny::NotFound;
+    let not_found = matches!(args.deny, Deny::NotFound(_));
     let shadow = args.shadow;
     quote!(#policy, #not_found, #shadow)
 }
@@ -99,6 +99,17 @@ fn check_handler_shape(func: &ItemFn) -> syn::Result<()> {
 /// runs first). The check is put first in the body: it reads the request's `ClientCert` and
 /// returns `Err(Status)` (UNAUTHENTICATED / PERMISSION_DENIED / UNIMPLEMENTED) before the body runs.
 fn expand_grpc_method(args: &Args, mut func: ItemFn) -> syn::Result<TokenStream> {
+    if let Deny::NotFound(span) = args.deny {
+        // Over HTTP a 404 hides a route. A tonic method cannot hide itself: tonic's generated code
+        // checks the encoding and decodes the message before the method runs, so its errors
+        // (and a missing certificate's UNAUTHENTICATED) tell a prober that the method exists.
+        return Err(syn::Error::new(
+            span,
+            "#[require_cert] on a tonic method cannot hide it: tonic decodes the request before \
+             the method runs, which tells a caller the method exists; put \
+             `RequireClientCertLayer::new(..).grpc().deny_as_not_found()` in front of the `Routes` instead",
+        ));
+    }
     let fn_name = func.sig.ident.to_string();
     let request_arg = func.sig.inputs.iter_mut().nth(1);
     let Some(FnArg::Typed(request_arg)) = request_arg else {

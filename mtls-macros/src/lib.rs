@@ -57,8 +57,10 @@
 //! `#[tonic::async_trait]` impl (as tonic-build generates the traits) or as a plain `async fn`.
 //! Same keys, same compile-time checks; the check runs first in the body and returns
 //! `Err(Status::unauthenticated(..))` without a certificate, `Err(Status::permission_denied(..))`
-//! on a denial (`UNIMPLEMENTED` with `deny = "not_found"`). Needs mtls-tower's `tonic` feature;
-//! without it the compile error says so. See `mtls_tower::grpc`.
+//! on a denial. `deny = "not_found"` is a compile error there: tonic decodes the request before
+//! the method runs, so a method cannot pass for a missing one (the layer's `deny_as_not_found`
+//! can). Needs mtls-tower's `tonic` feature; without it the compile error says so. See
+//! `mtls_tower::grpc`.
 
 mod attr;
 mod expand;

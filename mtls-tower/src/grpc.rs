@@ -63,16 +63,33 @@
 //! Why not tonic's `Server::serve_with_incoming`: tonic puts one connection-info value on
 //! requests, and this crate needs the verified identity there, parsed once per connection, next
 //! to the peer address. `serve` also runs each TLS handshake in its own task with a timeout, so a
-//! slow or silent client does not hold up others. Tower layers from tonic's `Server::builder()`
-//! (timeouts, concurrency limits) can be put around the `Routes` with `tower::ServiceBuilder`.
+//! slow or silent client does not hold up others.
+//!
+//! What tonic's `Server` does and `serve` does not: it enforces the client's `grpc-timeout`
+//! deadline (tonic's middleware for it is private), and turns errors of your own Tower layers into
+//! gRPC statuses. A `tower::timeout` layer around the `Routes` bounds a call, but a timed-out call
+//! ends with a reset stream (the client sees `UNKNOWN` / `INTERNAL`), not `DEADLINE_EXCEEDED`.
+//! `Request::peer_certs()` is always `None` here (it reads tonic's own TLS); use [`client_cert`].
+//!
+//! [`GrpcRejection`] answers every rejected request with HTTP 200 and a `grpc-status`: put
+//! `.grpc()` around gRPC routes only. In an app that mixes REST and gRPC
+//! (`routes.into_axum_router().merge(..)`), give each part its own layer, or a REST client denied
+//! by a `.grpc()` layer sees `200 OK` with an empty body.
+//!
+//! Behind a proxy, [`TrustedProxyLayer`](crate::TrustedProxyLayer) goes around
+//! `routes.into_axum_router()` (its 400 for a malformed forwarded header needs a body made from
+//! text, which axum's body is and tonic's is not).
 //!
 //! # In handlers
 //!
 //! [`client_cert`] returns the request's certificate or `UNAUTHENTICATED`. For a policy per
 //! method, put `#[require_cert(..)]` on the method inside the `#[tonic::async_trait] impl`: same
 //! keys and compile-time checks as on axum handlers; a request without a certificate gets
-//! `Err(Status::unauthenticated(..))`, a denial `Err(Status::permission_denied(..))` (or
-//! `UNIMPLEMENTED`, as for an unknown method, with `deny = "not_found"`).
+//! `Err(Status::unauthenticated(..))`, a denial `Err(Status::permission_denied(..))`.
+//! `deny = "not_found"` is refused on methods: tonic decodes the request before the method runs,
+//! so a method cannot pass for a missing one; the layer's
+//! [`deny_as_not_found`](RequireClientCertLayer::deny_as_not_found), which runs before routing,
+//! can.
 //!
 //! ```
 //! use mtls_core::testing::TestCa;
@@ -131,15 +148,18 @@ use crate::rejection::{CertRejection, RejectionResponse};
 /// | policy denial, `deny_as_not_found`| `UNIMPLEMENTED` (12), as for an unknown method |
 ///
 /// Messages are fixed and say nothing about the policy. Use it with
-/// [`RequireClientCertLayer::grpc`].
+/// [`RequireClientCertLayer::grpc`], around gRPC routes only (see the [module docs](self)).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct GrpcRejection;
+
+/// The message of every `UNAUTHENTICATED` this module sends.
+const CERTIFICATE_REQUIRED: &str = "client certificate required";
 
 impl GrpcRejection {
     /// The gRPC status for a rejection.
     pub fn status(rejection: &CertRejection) -> Status {
         match rejection.status() {
-            StatusCode::UNAUTHORIZED => Status::unauthenticated("client certificate required"),
+            StatusCode::UNAUTHORIZED => Status::unauthenticated(CERTIFICATE_REQUIRED),
             // Exactly what tonic answers for a method it does not know: no message.
             StatusCode::NOT_FOUND => Status::new(Code::Unimplemented, ""),
             _ => Status::permission_denied("permission denied"),
@@ -180,7 +200,7 @@ pub fn client_cert<T>(request: &tonic::Request<T>) -> Result<&ClientCert, Status
     request
         .extensions()
         .get::<ClientCert>()
-        .ok_or_else(|| Status::unauthenticated("client certificate required"))
+        .ok_or_else(|| Status::unauthenticated(CERTIFICATE_REQUIRED))
 }
 
 #[cfg(test)]
@@ -285,5 +305,39 @@ mod tests {
             .insert(cert("api.billing.internal"));
         let found = client_cert(&request).unwrap();
         assert_eq!(found.dns_names(), ["api.billing.internal"]);
+    }
+
+    #[tokio::test]
+    async fn trusted_proxy_layer_wraps_tonic_routes_as_an_axum_router() {
+        use crate::proxy::{ForwardedFormat, TrustedProxyLayer};
+        use mtls_core::testing::xfcc_header;
+        use std::sync::Arc;
+
+        let ca = TestCa::new("gRPC proxy CA");
+        let proxy = ca.leaf().spiffe("spiffe://example.org/proxy").build();
+        // No services: tonic's fallback answers UNIMPLEMENTED to whatever passes the policy.
+        let app = tonic::service::Routes::default()
+            .into_axum_router()
+            .layer(billing_only())
+            .layer(TrustedProxyLayer::by_identity(
+                Policy::spiffe_id("spiffe://example.org/proxy").unwrap(),
+                ForwardedFormat::Xfcc,
+            ));
+        let call = |client_dns: &str| {
+            let client = ca.leaf().dns(client_dns).build();
+            let mut req = Request::post("/greeter.Greeter/SayHello")
+                .header("content-type", "application/grpc")
+                .header("x-forwarded-client-cert", xfcc_header(&client))
+                .body(axum::body::Body::empty())
+                .unwrap();
+            let from_proxy = ClientCert::from_handshake(Arc::new(proxy.identity()));
+            req.extensions_mut().insert(from_proxy);
+            let app = app.clone();
+            async move { app.oneshot(req).await.unwrap() }
+        };
+        let allowed = call("api.billing.internal").await;
+        assert_eq!(allowed.headers()["grpc-status"], "12"); // reached tonic
+        let denied = call("www.web.internal").await;
+        assert_eq!(denied.headers()["grpc-status"], "7");
     }
 }

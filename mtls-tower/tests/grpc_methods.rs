@@ -9,7 +9,6 @@ use tonic::{Code, Request, Response, Status};
 #[tonic::async_trait]
 trait Greeter: Send + Sync + 'static {
     async fn say_hello(&self, request: Request<String>) -> Result<Response<String>, Status>;
-    async fn hidden(&self, request: Request<String>) -> Result<Response<String>, Status>;
     async fn stacked(&self, request: Request<String>) -> Result<Response<String>, Status>;
     async fn shadowed(&self, request: Request<String>) -> Result<Response<String>, Status>;
     async fn wildcard(&self, request: Request<String>) -> Result<Response<String>, Status>;
@@ -27,11 +26,6 @@ impl Greeter for MyGreeter {
             "hello {} from {name}",
             request.into_inner()
         )))
-    }
-
-    #[require_cert(san = "*.billing.internal", deny = "not_found")]
-    async fn hidden(&self, _request: Request<String>) -> Result<Response<String>, Status> {
-        Ok(Response::new("hidden".into()))
     }
 
     #[require_cert(san = "*.billing.internal")]
@@ -56,6 +50,12 @@ impl MyGreeter {
     #[require_cert(cn = "admin")]
     async fn admin(&self, request: Request<String>) -> Result<Response<String>, Status> {
         Ok(Response::new(request.into_inner()))
+    }
+
+    /// A `_` request pattern: the macro binds it to a name of its own to check it.
+    #[require_cert(cn = "admin")]
+    async fn admin_unnamed(&self, _: Request<String>) -> Result<Response<String>, Status> {
+        Ok(Response::new("unnamed".into()))
     }
 }
 
@@ -98,21 +98,6 @@ async fn denied_certificate_gets_permission_denied_with_a_fixed_message() {
 async fn missing_certificate_gets_unauthenticated() {
     let status = MyGreeter.say_hello(request(None)).await.unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated);
-}
-
-#[tokio::test]
-async fn not_found_mode_answers_unimplemented() {
-    let status = MyGreeter.hidden(request(web())).await.unwrap_err();
-    assert_eq!(status.code(), Code::Unimplemented);
-    assert_eq!(status.message(), "");
-    assert_eq!(
-        MyGreeter
-            .hidden(request(billing()))
-            .await
-            .unwrap()
-            .into_inner(),
-        "hidden"
-    );
 }
 
 #[tokio::test]
@@ -166,4 +151,17 @@ async fn plain_async_method_is_checked_too() {
         MyGreeter.admin(request(None)).await.unwrap_err().code(),
         Code::Unauthenticated
     );
+}
+
+#[tokio::test]
+async fn plain_async_method_with_a_wildcard_request_pattern_is_checked() {
+    let admin = ca().leaf().common_name("admin").build().identity();
+    assert!(MyGreeter.admin_unnamed(request(Some(admin))).await.is_ok());
+    let status = MyGreeter
+        .admin_unnamed(request(billing()))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+    let status = MyGreeter.admin_unnamed(request(None)).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
 }

@@ -26,8 +26,8 @@ struct TestGreeter;
 
 #[tonic::async_trait]
 impl Greeter for TestGreeter {
-    /// Answers with what the server knows of the caller: its SPIFFE ID from the handshake, and
-    /// the peer address tonic reports.
+    /// Answers with what the server knows of the call: the caller's SPIFFE ID from the handshake,
+    /// and the peer address and local port tonic reports.
     #[require_cert(spiffe_path_prefix = ["/ns/billing", "/ns/ops"])]
     async fn say_hello(
         &self,
@@ -41,7 +41,11 @@ impl Greeter for TestGreeter {
             .remote_addr()
             .map(|a| a.ip().to_string())
             .unwrap_or_default();
-        let message = format!("{caller} {peer}");
+        let port = request
+            .local_addr()
+            .map(|a| a.port().to_string())
+            .unwrap_or_default();
+        let message = format!("{caller} {peer} {port}");
         Ok(Response::new(HelloReply { message }))
     }
 
@@ -67,11 +71,7 @@ async fn start(config: MtlsConfig, layer: RequireClientCertLayer) -> Server {
 }
 
 fn client(pki: &Pki, server: &Server, cert: Option<&TestCert>) -> GreeterClient<Channel> {
-    let pem = cert.map(|c| (c.chain_pem(), c.key_pem().to_string()));
-    let identity = pem
-        .as_ref()
-        .map(|(chain, key)| (chain.as_str(), key.as_str()));
-    GreeterClient::new(grpc_channel(server.addr, pki.pki.ca.cert_pem(), identity).unwrap())
+    GreeterClient::new(grpc_channel(server.addr, pki.pki.ca.cert_pem(), cert).unwrap())
 }
 
 fn spiffe(pki: &Pki, id: &str) -> TestCert {
@@ -98,7 +98,10 @@ async fn allowed_client_reaches_the_method_with_its_handshake_identity() {
     let answer = say_hello(&mut client(&pki, &server, Some(&billing)))
         .await
         .unwrap();
-    assert_eq!(answer, format!("{BILLING} 127.0.0.1"));
+    assert_eq!(
+        answer,
+        format!("{BILLING} 127.0.0.1 {}", server.addr.port())
+    );
     let admin = spiffe(&pki, ADMIN);
     assert_eq!(
         set_greeting(&mut client(&pki, &server, Some(&admin)))
@@ -186,7 +189,7 @@ async fn revoked_client_is_refused_at_the_handshake() {
 }
 
 #[tokio::test]
-async fn optional_client_auth_without_certificate_gets_unauthenticated() {
+async fn optional_client_auth_without_certificate_the_layer_answers_unauthenticated() {
     let pki = Pki::new();
     let config = pki.config().client_auth_optional().build().unwrap();
     let server = start(config, trust_domain()).await;
@@ -195,6 +198,28 @@ async fn optional_client_auth_without_certificate_gets_unauthenticated() {
         .unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated);
     assert_eq!(status.message(), "client certificate required");
+}
+
+#[tokio::test]
+async fn optional_client_auth_without_a_layer_the_method_answers_unauthenticated() {
+    let pki = Pki::new();
+    let config = pki.config().client_auth_optional().build().unwrap();
+    // No server-wide layer: only the method's #[require_cert] stands in the way.
+    let server = Server::start(config, Routes::new(GreeterServer::new(TestGreeter))).await;
+    let status = say_hello(&mut client(&pki, &server, None))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+    assert_eq!(status.message(), "client certificate required");
+    let billing = spiffe(&pki, BILLING);
+    assert!(say_hello(&mut client(&pki, &server, Some(&billing)))
+        .await
+        .is_ok());
+    let web = spiffe(&pki, WEB);
+    let status = say_hello(&mut client(&pki, &server, Some(&web)))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
 }
 
 #[tokio::test]
@@ -212,8 +237,7 @@ async fn not_found_mode_answers_like_an_unknown_method() {
 
     // A method the server does not have, called by an allowed client.
     let billing = spiffe(&pki, BILLING);
-    let pem = (billing.chain_pem(), billing.key_pem().to_string());
-    let channel = grpc_channel(server.addr, pki.pki.ca.cert_pem(), Some((&pem.0, &pem.1))).unwrap();
+    let channel = grpc_channel(server.addr, pki.pki.ca.cert_pem(), Some(&billing)).unwrap();
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready().await.unwrap();
     let unknown = grpc
@@ -296,7 +320,7 @@ async fn grpcio_client_allowed_and_denied_by_method_policy() {
     let server = start(pki.config().build().unwrap(), trust_domain()).await;
     let billing = spiffe(&pki, BILLING);
     let ok = grpcio(&pki, &server, Some(&billing), "SayHello").await;
-    assert_eq!(ok, format!("OK {BILLING} 127.0.0.1"));
+    assert_eq!(ok, format!("OK {BILLING} 127.0.0.1 {}", server.addr.port()));
     let denied = grpcio(&pki, &server, Some(&billing), "SetGreeting").await;
     assert_eq!(denied, "ERR PERMISSION_DENIED permission denied");
     let admin = spiffe(&pki, ADMIN);

@@ -1,4 +1,5 @@
-//! Serving an axum app over mutual TLS (features `server` + `axum`).
+//! Serving an HTTP service (an axum `Router`, a tonic `Routes`) over mutual TLS (features `server`
+//! + `axum`).
 
 use std::convert::Infallible;
 use std::future::{ready, Future, Ready};
@@ -106,8 +107,9 @@ where
 ///
 /// Each connection is served (HTTP/1.1 or HTTP/2; gRPC clients speak HTTP/2) in the task that
 /// completed its TLS handshake, with the connection's [`ClientCert`](crate::ClientCert) on every
-/// request. `app` is called once per request; an error it returns ends that request's stream
-/// (axum's `Router` and tonic's `Routes` never return one).
+/// request. `app` is called once per request; an error it returns resets that request's HTTP/2
+/// stream, or closes an HTTP/1.1 connection (axum's `Router` and tonic's `Routes` never return
+/// one).
 pub async fn serve_with_shutdown<S, B, F>(
     listener: MtlsListener,
     app: S,

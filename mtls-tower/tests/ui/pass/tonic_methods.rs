@@ -11,6 +11,15 @@ trait Greeter: Send + Sync + 'static {
     async fn stacked(&self, request: Request<Vec<u8>>) -> Result<Response<u32>, Status>;
     async fn keys(&self, request: Request<()>) -> Result<Response<()>, Status>;
     async fn mutable(&self, request: Request<String>) -> Result<Response<String>, Status>;
+    async fn client_stream(
+        &self,
+        request: Request<tonic::Streaming<u8>>,
+    ) -> Result<Response<u8>, Status>;
+    type ServerStreamStream: Send + 'static;
+    async fn server_stream(
+        &self,
+        request: Request<u8>,
+    ) -> Result<Response<Self::ServerStreamStream>, Status>;
 }
 
 fn billing() -> Policy {
@@ -31,7 +40,7 @@ impl Greeter for MyGreeter {
         Ok(Response::new(format!("{} {} ({})", self.greeting, request.get_ref(), cert.subject())))
     }
 
-    #[require_cert(deny = "not_found", uri_prefix = "spiffe://example.org/")]
+    #[require_cert(deny = "forbidden", uri_prefix = "spiffe://example.org/")]
     async fn ignored(&self, _: Request<String>) -> Result<Response<()>, Status> {
         Ok(Response::new(()))
     }
@@ -52,6 +61,24 @@ impl Greeter for MyGreeter {
         request.get_mut().push('!');
         Ok(Response::new(request.into_inner()))
     }
+
+    #[require_cert(ou = "streamers")]
+    async fn client_stream(
+        &self,
+        _request: Request<tonic::Streaming<u8>>,
+    ) -> Result<Response<u8>, Status> {
+        Ok(Response::new(0))
+    }
+
+    type ServerStreamStream = std::vec::IntoIter<u8>;
+
+    #[require_cert(ou = "streamers")]
+    async fn server_stream(
+        &self,
+        request: Request<u8>,
+    ) -> Result<Response<Self::ServerStreamStream>, Status> {
+        Ok(Response::new(vec![request.into_inner()].into_iter()))
+    }
 }
 
 /// Without `#[async_trait]`: an inherent `async fn` method.
@@ -59,6 +86,11 @@ impl MyGreeter {
     #[require_cert(cn = "admin")]
     pub async fn admin(&self, request: Request<u8>) -> Result<Response<u8>, Status> {
         Ok(Response::new(request.into_inner()))
+    }
+
+    #[require_cert(cn = "admin")]
+    pub async fn unnamed(&self, _: Request<u8>) -> Result<Response<u8>, Status> {
+        Ok(Response::new(0))
     }
 }
 
