@@ -11,7 +11,7 @@
 
 use axum::routing::get;
 use axum::Router;
-use mtls_tower::testing::{client_cert_header, TestClient, TestPki};
+use mtls_tower::testing::{client_cert_header, Outcome, TestClient, TestPki};
 use mtls_tower::{
     ClientCert, ForwardedFormat, MtlsConfig, MtlsListener, Policy, RequireClientCertLayer,
     TrustedProxyLayer,
@@ -64,11 +64,7 @@ async fn main() {
     let bare_proxy = proxy.get(addr, "/").await;
     println!("the proxy sends no header:               {bare_proxy:?}");
 
-    assert!(
-        matches!(&via_proxy, mtls_tower::testing::Outcome::Status(200, b) if b.starts_with("CN=alice"))
-    );
-    assert!(
-        matches!(&forged, mtls_tower::testing::Outcome::Status(200, b) if b.starts_with("CN=mallory"))
-    );
+    assert!(matches!(&via_proxy, Outcome::Status(200, b) if b.starts_with("CN=alice")));
+    assert!(matches!(&forged, Outcome::Status(200, b) if b.starts_with("CN=mallory")));
     assert_eq!(bare_proxy.status(), Some(401));
 }

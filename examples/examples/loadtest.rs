@@ -41,12 +41,7 @@
 //! issue's targets, and optionally JSON (`--json`) and an SVG bar chart (`--svg`). BENCHMARKS.md
 //! holds a run and says how to read it.
 
-#![allow(
-    clippy::print_stdout,
-    clippy::print_stderr,
-    clippy::unwrap_used,
-    clippy::expect_used
-)]
+#![allow(clippy::print_stdout, clippy::print_stderr, clippy::unwrap_used)]
 
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Write as _};
@@ -1288,7 +1283,18 @@ async fn run_keepalive(
             result
         });
     }
-    let mut results = vec![setup_errors];
+    collect(workers, vec![setup_errors], server_pid, cpu_before, seconds).await
+}
+
+/// Waits for the workers and turns their results (plus `results` already gathered) and the
+/// server's CPU use since `cpu_before` into a sample; a worker that panicked counts as an error.
+async fn collect(
+    mut workers: JoinSet<WorkerResult>,
+    mut results: Vec<WorkerResult>,
+    server_pid: u32,
+    cpu_before: Option<CpuSnapshot>,
+    seconds: f64,
+) -> Sample {
     while let Some(joined) = workers.join_next().await {
         match joined {
             Ok(r) => results.push(r),
@@ -1342,21 +1348,7 @@ async fn run_handshake(
             result
         });
     }
-    let mut results = Vec::new();
-    while let Some(joined) = set.join_next().await {
-        match joined {
-            Ok(r) => results.push(r),
-            Err(e) => {
-                let mut r = WorkerResult::default();
-                r.error(&e);
-                results.push(r);
-            }
-        }
-    }
-    let cpu = CpuSnapshot::take(server_pid)
-        .zip(cpu_before)
-        .map(|(after, before)| after.since(&before));
-    Sample::from_workers(results, seconds, cpu)
+    collect(set, Vec::new(), server_pid, cpu_before, seconds).await
 }
 
 /// What a server does with three clients, checked before measuring: the admitted client must get
@@ -1906,20 +1898,16 @@ fn summarize(modes: &[Mode], kinds: &[ServerKind], samples: &[Vec<Vec<Sample>>])
             .iter()
             .position(|&k| k == ServerKind::Bare)
             .map(|b| &samples[m][b]);
+        let bare_median = bare.map(|b| median(&b.iter().map(|r| r.rate).collect::<Vec<_>>()));
         for (s, &kind) in kinds.iter().enumerate() {
             let rounds = &samples[m][s];
             let rates: Vec<f64> = rounds.iter().map(|r| r.rate).collect();
             let median_rate = median(&rates);
             let cpu_median = |f: fn(&CpuUse) -> f64| {
-                let v: Vec<f64> = rounds
-                    .iter()
-                    .filter_map(|r| r.cpu.as_ref().map(f))
-                    .collect();
-                (!v.is_empty()).then(|| median(&v))
+                median_of(rounds.iter().filter_map(|r| r.cpu.as_ref().map(f)))
             };
             let server_cpu_us_per_op =
                 median_of(rounds.iter().filter_map(|r| r.server_cpu_us_per_op));
-            let bare_median = bare.map(|b| median(&b.iter().map(|r| r.rate).collect::<Vec<_>>()));
             let ratio = bare_median.filter(|b| *b > 0.0).map(|b| median_rate / b);
             let paired = bare.and_then(|b| paired_ratio(rounds, b, |r| Some(r.rate)));
             let server_cpu_vs_bare =

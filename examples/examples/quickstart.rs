@@ -10,12 +10,7 @@
 //! policies. Four clients call three routes: one the policies allow, one from the same CA that
 //! they deny, one from a rogue CA, and one with no certificate at all.
 
-#![allow(
-    clippy::print_stdout,
-    clippy::print_stderr,
-    clippy::unwrap_used,
-    clippy::expect_used
-)]
+#![allow(clippy::print_stdout, clippy::print_stderr, clippy::unwrap_used)]
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -23,6 +18,7 @@ use std::process::ExitCode;
 
 use axum::routing::get;
 use axum::Router;
+use mtls_examples::{alert_name, Checks};
 use mtls_tower::testing::{Outcome, TestCert, TestClient, TestPki};
 use mtls_tower::{
     require_cert, ClientCert, MtlsConfig, MtlsListener, Policy, RequireClientCertLayer,
@@ -154,10 +150,7 @@ fn expected(client: &str, route: &str) -> &'static str {
 fn describe(outcome: &Outcome) -> String {
     match outcome {
         Outcome::Status(code, _) => code.to_string(),
-        Outcome::Refused(e) => match e.split_once("received fatal alert: ") {
-            Some((_, alert)) => format!("refused: {}", alert.trim()),
-            None => format!("refused: {e}"),
-        },
+        Outcome::Refused(e) => format!("refused: {}", alert_name(e).unwrap_or(e)),
     }
 }
 
@@ -176,7 +169,7 @@ async fn demo() -> ExitCode {
         "client", "route", "expected", "outcome"
     );
     println!("{}", "-".repeat(94));
-    let mut failures = 0;
+    let mut checks = Checks::default();
     for client in &s.clients {
         let mut tc = TestClient::new(&s.pki.ca);
         if let Some(cert) = &client.cert {
@@ -185,24 +178,14 @@ async fn demo() -> ExitCode {
         for route in ["/whoami", "/invoices", "/admin"] {
             let outcome = describe(&tc.get(addr, route).await);
             let want = expected(client.name, route);
-            let mark = if outcome == want { "ok" } else { "UNEXPECTED" };
-            if outcome != want {
-                failures += 1;
-            }
+            let mark = checks.check(want, &outcome);
             println!(
                 "{:<20} {:<10} {:<30} {:<30} {mark}",
                 client.name, route, want, outcome
             );
         }
     }
-    println!();
-    if failures == 0 {
-        println!("every outcome is the expected one");
-        ExitCode::SUCCESS
-    } else {
-        println!("{failures} unexpected outcome(s)");
-        ExitCode::FAILURE
-    }
+    checks.finish()
 }
 
 async fn serve_forever() -> ExitCode {

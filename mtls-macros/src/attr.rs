@@ -72,7 +72,8 @@ impl Item {
     }
 }
 
-fn err(span: Span, msg: impl std::fmt::Display) -> syn::Error {
+/// Every error of the attribute names it, so that it reads well among other compile errors.
+pub(crate) fn err(span: Span, msg: impl std::fmt::Display) -> syn::Error {
     syn::Error::new(span, format!("#[require_cert]: {msg}"))
 }
 
@@ -110,6 +111,12 @@ impl Parse for Item {
             });
         }
         if name == "shadow" {
+            if input.peek(Token![=]) {
+                return Err(err(
+                    input.span(),
+                    "`shadow` is a flag and takes no value: write `shadow`",
+                ));
+            }
             return Ok(Item::Shadow { key });
         }
         if !RULE_KEYS.contains(&name.as_str()) && !SETTINGS.contains(&name.as_str()) {
@@ -178,12 +185,16 @@ fn lower(items: Vec<Item>, top: bool, args: &mut Args) -> syn::Result<Vec<Expr>>
         // A repeated key at one level is almost always a mistake (`san = "a", san = "b"` reads as
         // "either" to some and "both" to others): make the author say which.
         if seen.contains(&name) && !COMBINATORS.contains(&name.as_str()) {
-            return Err(err(
-                item.key().span(),
-                format!(
+            let advice = match name.as_str() {
+                "policy" => "`policy` is given twice; combine the functions in code into one \
+                             `fn() -> Policy`"
+                    .to_string(),
+                "deny" | "shadow" => format!("`{name}` is given twice"),
+                _ => format!(
                     "duplicate key `{name}`; for any of several values write `{name} = [\"a\", \"b\"]`, for all of them use `all(..)`"
                 ),
-            ));
+            };
+            return Err(err(item.key().span(), advice));
         }
         seen.push(name.clone());
         match item {

@@ -10,7 +10,7 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{FnArg, ItemFn, Pat};
 
-use crate::attr::{Args, Deny, Expr};
+use crate::attr::{err, Args, Deny, Expr};
 
 /// Generated parameters are named `__mtls_guard_N`; stacked attributes count up.
 const GUARD_PREFIX: &str = "__mtls_guard_";
@@ -85,9 +85,9 @@ fn expand_handler(args: &Args, mut func: ItemFn) -> syn::Result<TokenStream> {
 /// Axum handlers are free `async fn`s (methods take the gRPC path).
 fn check_handler_shape(func: &ItemFn) -> syn::Result<()> {
     if func.sig.asyncness.is_none() {
-        return Err(syn::Error::new(
+        return Err(err(
             func.sig.fn_token.span(),
-            "#[require_cert] applies to `async fn` handlers; make this function async",
+            "an axum handler must be an `async fn`; make this function async",
         ));
     }
     Ok(())
@@ -97,28 +97,34 @@ fn check_handler_shape(func: &ItemFn) -> syn::Result<()> {
 /// or the same after `#[async_trait]` rewrote it (a plain `fn` returning
 /// `Pin<Box<dyn Future<Output = Result<Response<U>, Status>> + Send + '_>>`; the impl's attribute
 /// runs first). The check is put first in the body: it reads the request's `ClientCert` and
-/// returns `Err(Status)` (UNAUTHENTICATED / PERMISSION_DENIED / UNIMPLEMENTED) before the body runs.
+/// returns `Err(Status)` (UNAUTHENTICATED / PERMISSION_DENIED) before the body runs.
 fn expand_grpc_method(args: &Args, mut func: ItemFn) -> syn::Result<TokenStream> {
     if let Deny::NotFound(span) = args.deny {
         // Over HTTP a 404 hides a route. A tonic method cannot hide itself: tonic's generated code
         // checks the encoding and decodes the message before the method runs, so its errors
         // (and a missing certificate's UNAUTHENTICATED) tell a prober that the method exists.
-        return Err(syn::Error::new(
+        return Err(err(
             span,
-            "#[require_cert] on a tonic method cannot hide it: tonic decodes the request before \
-             the method runs, which tells a caller the method exists; put \
+            "`deny = \"not_found\"` does not work on a tonic method: tonic decodes the request \
+             before the method runs, so a caller can tell that the method exists; put \
              `RequireClientCertLayer::new(..).grpc().deny_as_not_found()` in front of the `Routes` instead",
         ));
     }
     let fn_name = func.sig.ident.to_string();
     let request_arg = func.sig.inputs.iter_mut().nth(1);
     let Some(FnArg::Typed(request_arg)) = request_arg else {
-        return Err(syn::Error::new(
+        return Err(err(
             func.sig.inputs.span(),
-            "#[require_cert] on a method guards a tonic service method: \
-             `async fn m(&self, request: tonic::Request<T>) -> Result<tonic::Response<U>, tonic::Status>`",
+            "a method taking `self` is guarded as a tonic service method and needs a request \
+             parameter: `async fn m(&self, request: tonic::Request<T>) -> Result<tonic::Response<U>, tonic::Status>`",
         ));
     };
+    if func.sig.asyncness.is_none() && !returns_pin(&func.sig.output) {
+        return Err(err(
+            func.sig.fn_token.span(),
+            "a tonic service method must be an `async fn` (or sit inside a `#[tonic::async_trait]` impl)",
+        ));
+    }
     // The check needs a name for the request: keep the user's, or bind a pattern (such as `_`)
     // to one and destructure it first thing in the body.
     let mut rebind = None;
@@ -167,6 +173,18 @@ fn expand_grpc_method(args: &Args, mut func: ItemFn) -> syn::Result<TokenStream>
     };
     *func.block = block;
     Ok(quote!(#func))
+}
+
+/// Whether the return type is a `Pin<..>`: the boxed future `#[async_trait]` leaves in place of
+/// `async fn`.
+fn returns_pin(output: &syn::ReturnType) -> bool {
+    match output {
+        syn::ReturnType::Type(_, ty) => match &**ty {
+            syn::Type::Path(p) => p.path.segments.last().is_some_and(|s| s.ident == "Pin"),
+            _ => false,
+        },
+        syn::ReturnType::Default => false,
+    }
 }
 
 fn policy_expr(expr: &Expr) -> TokenStream {

@@ -75,9 +75,9 @@ pub fn require_cert(args: TokenStream, item: TokenStream) -> TokenStream {
     let func = match syn::parse::<syn::ItemFn>(item) {
         Ok(f) => f,
         Err(_) => {
-            let e = syn::Error::new(
+            let e = attr::err(
                 first_token_span(&original),
-                "#[require_cert] can only be applied to an `async fn` handler",
+                "applies to an axum handler (`async fn`) or a tonic service method",
             );
             return expand::error_with_original(&e, &original).into();
         }

@@ -2,7 +2,7 @@
 //! axum server on 127.0.0.1 with a port of its own, temporary folders for PEM files. The client
 //! side is `mtls_tower::testing::TestClient`, the one users get.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used)]
 
 use std::io;
 use std::net::SocketAddr;
@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use http::{Request, Response};
 use hyper::body::Incoming;
 use mtls_core::testing::{TestCert, TestPki};
-use mtls_tower::{MtlsConfig, MtlsConfigBuilder, MtlsListener};
+use mtls_tower::{MtlsConfig, MtlsConfigBuilder, MtlsListener, MtlsListenerBuilder};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tower_service::Service;
@@ -44,6 +44,15 @@ impl Pki {
     }
 }
 
+/// `pki.ca`, `pki.rogue_ca`, `pki.intermediate`: the CAs, without spelling out `pki.pki`.
+impl std::ops::Deref for Pki {
+    type Target = TestPki;
+
+    fn deref(&self) -> &TestPki {
+        &self.pki
+    }
+}
+
 impl Default for Pki {
     fn default() -> Self {
         Pki::new()
@@ -59,6 +68,18 @@ pub struct Server {
     task: JoinHandle<io::Result<()>>,
 }
 
+/// A listener on 127.0.0.1 (an unused port) with `config`, its builder adjusted by `configure`
+/// (`|b| b.handshake_timeout(..)`); hand it to [`Server::start_with`].
+pub async fn listener(
+    config: MtlsConfig,
+    configure: impl FnOnce(MtlsListenerBuilder) -> MtlsListenerBuilder,
+) -> MtlsListener {
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    configure(MtlsListener::builder(tcp, config))
+        .build()
+        .unwrap()
+}
+
 impl Server {
     /// Serves `app` (an axum `Router`, a tonic `Routes`, ...) with `config` on 127.0.0.1 (an
     /// unused port).
@@ -71,8 +92,7 @@ impl Server {
         B::Data: Send,
         B::Error: Into<BoxError>,
     {
-        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        Server::start_with(MtlsListener::builder(tcp, config).build().unwrap(), app)
+        Server::start_with(listener(config, |b| b).await, app)
     }
 
     /// Serves `app` on an already built listener.
@@ -139,6 +159,14 @@ impl TempDir {
         let p = self.0.join(name);
         std::fs::write(&p, contents).unwrap();
         p
+    }
+
+    /// Writes `cert`'s chain to `{name}.pem` and its key to `{name}.key`; returns both paths.
+    pub fn write_cert(&self, name: &str, cert: &TestCert) -> (PathBuf, PathBuf) {
+        (
+            self.write(&format!("{name}.pem"), &cert.chain_pem()),
+            self.write(&format!("{name}.key"), cert.key_pem()),
+        )
     }
 }
 

@@ -5,7 +5,7 @@
 //! These need `nginx` and `haproxy`; they are ignored by default so that `cargo test --workspace`
 //! passes on any machine, and `.ci/run` installs both and runs them with `--include-ignored`.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used)]
 
 use std::net::TcpListener as StdListener;
 use std::path::Path;
@@ -48,7 +48,8 @@ fn backend_app(format: ForwardedFormat) -> Router {
 
 struct Proxied {
     pki: Pki,
-    dir: TempDir,
+    /// Holds the proxy's files; kept for its `Drop`.
+    _dir: TempDir,
     backend: Server,
     proxy_port: u16,
     child: Child,
@@ -87,11 +88,9 @@ async fn wait_for(port: u16) {
 }
 
 fn write_pki(dir: &TempDir, pki: &Pki, proxy_client: &TestCert) {
-    dir.write("ca.pem", pki.pki.ca.cert_pem());
-    dir.write("server.pem", &pki.server.chain_pem());
-    dir.write("server.key", pki.server.key_pem());
-    dir.write("proxy-client.pem", &proxy_client.chain_pem());
-    dir.write("proxy-client.key", proxy_client.key_pem());
+    dir.write("ca.pem", pki.ca.cert_pem());
+    dir.write_cert("server", &pki.server);
+    dir.write_cert("proxy-client", proxy_client);
     dir.write(
         "server-combined.pem",
         &format!("{}{}", pki.server.chain_pem(), pki.server.key_pem()),
@@ -119,7 +118,7 @@ fn spawn(program: &str, args: &[&str], dir: &Path) -> Child {
 async fn with_nginx() -> Proxied {
     let pki = Pki::new();
     let dir = TempDir::new("nginx");
-    let proxy_client = pki.pki.ca.leaf().spiffe(PROXY_ID).build();
+    let proxy_client = pki.ca.leaf().spiffe(PROXY_ID).build();
     write_pki(&dir, &pki, &proxy_client);
     let format =
         ForwardedFormat::NginxEscapedCert(axum::http::HeaderName::from_static("x-ssl-client-cert"));
@@ -172,7 +171,7 @@ http {{
     wait_for(port).await;
     Proxied {
         pki,
-        dir,
+        _dir: dir,
         backend,
         proxy_port: port,
         child,
@@ -182,7 +181,7 @@ http {{
 async fn with_haproxy() -> Proxied {
     let pki = Pki::new();
     let dir = TempDir::new("haproxy");
-    let proxy_client = pki.pki.ca.leaf().spiffe(PROXY_ID).build();
+    let proxy_client = pki.ca.leaf().spiffe(PROXY_ID).build();
     write_pki(&dir, &pki, &proxy_client);
     let backend = Server::start(
         pki.config().build().unwrap(),
@@ -219,7 +218,7 @@ backend app
     wait_for(port).await;
     Proxied {
         pki,
-        dir,
+        _dir: dir,
         backend,
         proxy_port: port,
         child,
@@ -228,7 +227,7 @@ backend app
 
 async fn through_proxy(p: &Proxied, client: &TestCert) -> Outcome {
     let addr = ([127, 0, 0, 1], p.proxy_port).into();
-    TestClient::new(&p.pki.pki.ca)
+    TestClient::new(&p.pki.ca)
         .with_cert(client)
         .get(addr, "/")
         .await
@@ -238,9 +237,8 @@ async fn through_proxy(p: &Proxied, client: &TestCert) -> Outcome {
 #[ignore = "needs nginx"]
 async fn nginx_forwards_the_client_identity() {
     let p = with_nginx().await;
-    let alice = p.pki.pki.ca.leaf().common_name("alice").build();
+    let alice = p.pki.ca.leaf().common_name("alice").build();
     let outcome = through_proxy(&p, &alice).await;
-    let _ = &p.dir;
     assert_eq!(
         outcome,
         Outcome::Status(
@@ -254,7 +252,7 @@ async fn nginx_forwards_the_client_identity() {
 #[ignore = "needs nginx"]
 async fn nginx_refuses_a_rogue_client_at_its_own_handshake() {
     let p = with_nginx().await;
-    let mallory = p.pki.pki.rogue_ca.leaf().common_name("alice").build();
+    let mallory = p.pki.rogue_ca.leaf().common_name("alice").build();
     let outcome = through_proxy(&p, &mallory).await;
     assert_ne!(outcome.status(), Some(200), "{outcome:?}");
 }
@@ -263,7 +261,7 @@ async fn nginx_refuses_a_rogue_client_at_its_own_handshake() {
 #[ignore = "needs haproxy"]
 async fn haproxy_forwards_the_client_identity_in_rfc9440_client_cert() {
     let p = with_haproxy().await;
-    let alice = p.pki.pki.ca.leaf().common_name("alice").build();
+    let alice = p.pki.ca.leaf().common_name("alice").build();
     let outcome = through_proxy(&p, &alice).await;
     // The XFCC-style header HAProxy also sends is not the configured format: it is stripped.
     assert_eq!(
@@ -279,8 +277,8 @@ async fn haproxy_forwards_the_client_identity_in_rfc9440_client_cert() {
 #[ignore = "needs nginx"]
 async fn a_client_talking_to_the_backend_directly_gets_nothing_for_a_forged_header() {
     let p = with_nginx().await;
-    let alice = p.pki.pki.ca.leaf().common_name("alice").build();
-    let mallory = p.pki.pki.ca.leaf().common_name("mallory").build();
+    let alice = p.pki.ca.leaf().common_name("alice").build();
+    let mallory = p.pki.ca.leaf().common_name("mallory").build();
     // Mallory has a certificate from the same CA and forges alice's certificate in every format.
     let forged = [
         (
@@ -293,7 +291,7 @@ async fn a_client_talking_to_the_backend_directly_gets_nothing_for_a_forged_head
             mtls_tower::testing::xfcc_header(&alice),
         ),
     ];
-    let client = TestClient::new(&p.pki.pki.ca).with_cert(&mallory);
+    let client = TestClient::new(&p.pki.ca).with_cert(&mallory);
     let outcome = client.get_with_headers(p.backend.addr, "/", &forged).await;
     assert_eq!(
         outcome,

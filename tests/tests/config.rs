@@ -1,7 +1,7 @@
 //! `MtlsConfig` from files: what it accepts, and the typed errors that name the file and the
 //! problem for what it refuses.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used)]
 
 use mtls_tests::{Pki, TempDir};
 use mtls_tower::{ConfigError, MtlsConfig};
@@ -17,7 +17,7 @@ impl Files {
         let dir = TempDir::new("config");
         dir.write("server.pem", &pki.server.chain_pem());
         dir.write("server.key", pki.server.key_pem());
-        dir.write("ca.pem", pki.pki.ca.cert_pem());
+        dir.write("ca.pem", pki.ca.cert_pem());
         Files { dir, pki }
     }
 
@@ -45,8 +45,8 @@ fn pem_files_build_a_config() {
 #[test]
 fn missing_file_is_an_io_error_naming_it() {
     let f = Files::new();
-    let err = MtlsConfig::builder()
-        .server_cert_pem_files(f.path("server.pem"), f.path("server.key"))
+    let err = f
+        .builder()
         .client_ca_pem_file(f.path("nope.pem"))
         .build()
         .unwrap_err();
@@ -98,10 +98,10 @@ fn empty_in_memory_client_ca_list_is_an_error() {
 #[test]
 fn leaf_in_client_ca_bundle_is_an_error_naming_it() {
     let f = Files::new();
-    let leaf = f.pki.pki.ca.leaf().common_name("not a ca").build();
+    let leaf = f.pki.ca.leaf().common_name("not a ca").build();
     f.dir.write(
         "mixed.pem",
-        &format!("{}{}", f.pki.pki.ca.cert_pem(), leaf.cert_pem()),
+        &format!("{}{}", f.pki.ca.cert_pem(), leaf.cert_pem()),
     );
     let err = f
         .builder()
@@ -147,7 +147,7 @@ fn key_file_without_a_key_is_an_error() {
 #[test]
 fn key_that_does_not_match_the_certificate_is_an_error() {
     let f = Files::new();
-    let other = f.pki.pki.ca.leaf().build();
+    let other = f.pki.ca.leaf().build();
     f.dir.write("other.key", other.key_pem());
     let err = f
         .builder()
@@ -172,7 +172,7 @@ fn missing_parts_say_which_call_is_needed() {
 #[test]
 fn crl_files_load_as_pem_and_as_der() {
     let f = Files::new();
-    let crl = f.pki.pki.ca.crl(&[]);
+    let crl = f.pki.ca.crl(&[]);
     f.dir.write("crl.pem", crl.pem());
     std::fs::write(f.path("crl.der"), crl.der().as_ref()).unwrap();
     f.builder().crl_file(f.path("crl.pem")).build().unwrap();
@@ -182,7 +182,7 @@ fn crl_files_load_as_pem_and_as_der() {
 #[test]
 fn crl_file_without_a_crl_is_an_error() {
     let f = Files::new();
-    f.dir.write("notacrl.pem", f.pki.pki.ca.cert_pem());
+    f.dir.write("notacrl.pem", f.pki.ca.cert_pem());
     let err = f
         .builder()
         .crl_file(f.path("notacrl.pem"))

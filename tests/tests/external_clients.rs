@@ -1,7 +1,7 @@
 //! The server against real external clients, driven as processes: `curl` and `openssl s_client`.
 //! `.ci/run` installs both when they are missing; without them these tests fail and say so.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used)]
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
@@ -23,7 +23,7 @@ impl Setup {
     async fn new(allow_tls12: bool) -> Setup {
         let pki = Pki::new();
         let dir = TempDir::new("external");
-        dir.write("ca.pem", pki.pki.ca.cert_pem());
+        dir.write("ca.pem", pki.ca.cert_pem());
         let mut config = pki.config();
         if allow_tls12 {
             config = config.allow_tls12();
@@ -45,10 +45,7 @@ impl Setup {
 
     /// Writes a client certificate (chain) and key, returning their paths.
     fn client_files(&self, name: &str, cert: &TestCert) -> (PathBuf, PathBuf) {
-        (
-            self.dir.write(&format!("{name}.pem"), &cert.chain_pem()),
-            self.dir.write(&format!("{name}.key"), cert.key_pem()),
-        )
+        self.dir.write_cert(name, cert)
     }
 
     fn port(&self) -> u16 {
@@ -129,7 +126,7 @@ async fn s_client(s: &Setup, extra: &[&str], client: Option<(PathBuf, PathBuf)>)
 #[tokio::test]
 async fn curl_with_a_good_certificate_gets_200() {
     let s = Setup::new(false).await;
-    let client = s.pki.pki.ca.leaf().common_name("curl-client").build();
+    let client = s.pki.ca.leaf().common_name("curl-client").build();
     let out = curl(&s, "/", Some(s.client_files("good", &client))).await;
     assert!(out.status.success(), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -155,7 +152,7 @@ async fn curl_without_a_certificate_is_refused_at_the_handshake() {
 #[tokio::test]
 async fn curl_with_a_rogue_certificate_is_refused_at_the_handshake() {
     let s = Setup::new(false).await;
-    let rogue = s.pki.pki.rogue_ca.leaf().build();
+    let rogue = s.pki.rogue_ca.leaf().build();
     let out = curl(&s, "/", Some(s.client_files("rogue", &rogue))).await;
     assert!(!out.status.success(), "{}", text(&out));
     assert!(
@@ -168,14 +165,14 @@ async fn curl_with_a_rogue_certificate_is_refused_at_the_handshake() {
 #[tokio::test]
 async fn curl_with_the_wrong_san_gets_403() {
     let s = Setup::new(false).await;
-    let web = s.pki.pki.ca.leaf().dns("www.web.internal").build();
+    let web = s.pki.ca.leaf().dns("www.web.internal").build();
     let out = curl(&s, "/billing", Some(s.client_files("web", &web))).await;
     assert!(
         String::from_utf8_lossy(&out.stdout).ends_with("forbidden\n\n403"),
         "{}",
         text(&out)
     );
-    let billing = s.pki.pki.ca.leaf().dns("api.billing.internal").build();
+    let billing = s.pki.ca.leaf().dns("api.billing.internal").build();
     let out = curl(&s, "/billing", Some(s.client_files("billing", &billing))).await;
     assert!(
         String::from_utf8_lossy(&out.stdout).ends_with("billing\n200"),
@@ -187,7 +184,7 @@ async fn curl_with_the_wrong_san_gets_403() {
 #[tokio::test]
 async fn openssl_s_client_with_a_good_certificate_gets_200() {
     let s = Setup::new(false).await;
-    let client = s.pki.pki.ca.leaf().build();
+    let client = s.pki.ca.leaf().build();
     let out = s_client(&s, &["-quiet"], Some(s.client_files("good", &client))).await;
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("HTTP/1.1 200 OK"),
@@ -208,7 +205,7 @@ async fn openssl_s_client_without_a_certificate_is_refused() {
 #[tokio::test]
 async fn openssl_s_client_tls12_is_refused_by_default() {
     let s = Setup::new(false).await;
-    let client = s.pki.pki.ca.leaf().build();
+    let client = s.pki.ca.leaf().build();
     let out = s_client(&s, &["-tls1_2"], Some(s.client_files("good", &client))).await;
     let all = text(&out);
     assert!(!all.contains("HTTP/1.1 200"), "{all}");
@@ -218,7 +215,7 @@ async fn openssl_s_client_tls12_is_refused_by_default() {
 #[tokio::test]
 async fn openssl_s_client_tls12_is_accepted_with_allow_tls12() {
     let s = Setup::new(true).await;
-    let client = s.pki.pki.ca.leaf().build();
+    let client = s.pki.ca.leaf().build();
     let out = s_client(
         &s,
         &["-tls1_2", "-quiet"],
@@ -235,7 +232,7 @@ async fn openssl_s_client_tls12_is_accepted_with_allow_tls12() {
 #[tokio::test]
 async fn openssl_s_client_tls11_is_refused_even_with_allow_tls12() {
     let s = Setup::new(true).await;
-    let client = s.pki.pki.ca.leaf().build();
+    let client = s.pki.ca.leaf().build();
     let out = s_client(
         &s,
         &["-tls1_1", "-cipher", "DEFAULT:@SECLEVEL=0"],

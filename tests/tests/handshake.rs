@@ -1,7 +1,7 @@
 //! Mutual TLS over real sockets on 127.0.0.1: what the handshake refuses, what the layer refuses,
 //! and that a slow client does not hold up others. One behaviour per test.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used)]
 
 use std::time::{Duration, Instant};
 
@@ -9,9 +9,9 @@ use axum::routing::get;
 use axum::Router;
 use mtls_core::testing::TestCert;
 use mtls_core::{Oid, Policy};
-use mtls_tests::{Pki, Server};
+use mtls_tests::{listener, Pki, Server};
 use mtls_tower::testing::{Outcome, TestClient};
-use mtls_tower::{ClientCert, MtlsListener, RequireClientCertLayer};
+use mtls_tower::{ClientCert, RequireClientCertLayer};
 use tokio::io::AsyncWriteExt;
 
 fn app() -> Router {
@@ -24,18 +24,13 @@ fn app() -> Router {
 }
 
 fn guarded_app() -> Router {
-    Router::new()
-        .route(
-            "/",
-            get(|cert: ClientCert| async move { format!("hello {}", cert.subject()) }),
-        )
-        .layer(RequireClientCertLayer::new(
-            Policy::san_dns("*.billing.internal").unwrap(),
-        ))
+    app().layer(RequireClientCertLayer::new(
+        Policy::san_dns("*.billing.internal").unwrap(),
+    ))
 }
 
 async fn request(pki: &Pki, server: &Server, path: &str, client: Option<&TestCert>) -> Outcome {
-    let c = TestClient::new(&pki.pki.ca);
+    let c = TestClient::new(&pki.ca);
     let c = match client {
         Some(cert) => c.with_cert(cert),
         None => c,
@@ -51,7 +46,7 @@ async fn default_server(pki: &Pki) -> Server {
 async fn good_client_gets_200_and_its_identity() {
     let pki = Pki::new();
     let server = default_server(&pki).await;
-    let client = pki.pki.ca.leaf().common_name("alice").build();
+    let client = pki.ca.leaf().common_name("alice").build();
     let outcome = request(&pki, &server, "/", Some(&client)).await;
     assert_eq!(outcome, Outcome::Status(200, "hello CN=alice".into()));
 }
@@ -60,7 +55,7 @@ async fn good_client_gets_200_and_its_identity() {
 async fn client_from_an_intermediate_gets_200() {
     let pki = Pki::new();
     let server = default_server(&pki).await;
-    let client = pki.pki.intermediate.leaf().common_name("deep").build();
+    let client = pki.intermediate.leaf().common_name("deep").build();
     assert_eq!(
         request(&pki, &server, "/", Some(&client)).await.status(),
         Some(200)
@@ -79,7 +74,7 @@ async fn no_client_certificate_is_refused_at_the_handshake() {
 async fn certificate_from_another_ca_is_refused() {
     let pki = Pki::new();
     let server = default_server(&pki).await;
-    let rogue = pki.pki.rogue_ca.leaf().common_name("alice").build();
+    let rogue = pki.rogue_ca.leaf().common_name("alice").build();
     let outcome = request(&pki, &server, "/", Some(&rogue)).await;
     assert!(outcome.refused_with("UnknownCA"), "{outcome:?}");
 }
@@ -88,7 +83,7 @@ async fn certificate_from_another_ca_is_refused() {
 async fn expired_certificate_is_refused() {
     let pki = Pki::new();
     let server = default_server(&pki).await;
-    let expired = pki.pki.ca.leaf().expired().build();
+    let expired = pki.ca.leaf().expired().build();
     let outcome = request(&pki, &server, "/", Some(&expired)).await;
     assert!(outcome.refused_with("CertificateExpired"), "{outcome:?}");
 }
@@ -97,7 +92,7 @@ async fn expired_certificate_is_refused() {
 async fn not_yet_valid_certificate_is_refused() {
     let pki = Pki::new();
     let server = default_server(&pki).await;
-    let early = pki.pki.ca.leaf().not_yet_valid().build();
+    let early = pki.ca.leaf().not_yet_valid().build();
     let outcome = request(&pki, &server, "/", Some(&early)).await;
     assert!(
         outcome.refused_with("CertificateExpired") || outcome.refused_with("BadCertificate"),
@@ -109,7 +104,7 @@ async fn not_yet_valid_certificate_is_refused() {
 async fn server_auth_only_certificate_is_refused() {
     let pki = Pki::new();
     let server = default_server(&pki).await;
-    let server_only = pki.pki.ca.leaf().ekus(&[Oid::SERVER_AUTH]).build();
+    let server_only = pki.ca.leaf().ekus(&[Oid::SERVER_AUTH]).build();
     let outcome = request(&pki, &server, "/", Some(&server_only)).await;
     assert!(
         outcome.refused_with("UnsupportedCertificate"),
@@ -121,7 +116,7 @@ async fn server_auth_only_certificate_is_refused() {
 async fn certificate_without_eku_is_refused_by_default() {
     let pki = Pki::new();
     let server = default_server(&pki).await;
-    let no_eku = pki.pki.ca.leaf().no_eku().build();
+    let no_eku = pki.ca.leaf().no_eku().build();
     let outcome = request(&pki, &server, "/", Some(&no_eku)).await;
     assert!(
         outcome.refused_with("UnsupportedCertificate"),
@@ -138,13 +133,13 @@ async fn certificate_without_eku_is_accepted_when_allowed() {
         .build()
         .unwrap();
     let server = Server::start(config, app()).await;
-    let no_eku = pki.pki.ca.leaf().no_eku().build();
+    let no_eku = pki.ca.leaf().no_eku().build();
     assert_eq!(
         request(&pki, &server, "/", Some(&no_eku)).await.status(),
         Some(200)
     );
     // A serverAuth-only leaf stays refused: it said what it is for.
-    let server_only = pki.pki.ca.leaf().ekus(&[Oid::SERVER_AUTH]).build();
+    let server_only = pki.ca.leaf().ekus(&[Oid::SERVER_AUTH]).build();
     assert!(request(&pki, &server, "/", Some(&server_only))
         .await
         .status()
@@ -155,7 +150,7 @@ async fn certificate_without_eku_is_accepted_when_allowed() {
 async fn ca_certificate_used_as_a_client_leaf_is_refused() {
     let pki = Pki::new();
     let server = default_server(&pki).await;
-    let ca_leaf = pki.pki.ca.leaf().ca(true).build();
+    let ca_leaf = pki.ca.leaf().ca(true).build();
     let outcome = request(&pki, &server, "/", Some(&ca_leaf)).await;
     assert!(matches!(outcome, Outcome::Refused(_)), "{outcome:?}");
 }
@@ -163,9 +158,9 @@ async fn ca_certificate_used_as_a_client_leaf_is_refused() {
 #[tokio::test]
 async fn revoked_leaf_is_refused() {
     let pki = Pki::new();
-    let revoked = pki.pki.ca.leaf().common_name("revoked").build();
-    let good = pki.pki.ca.leaf().common_name("good").build();
-    let crl = pki.pki.ca.crl(&[&revoked.serial()]);
+    let revoked = pki.ca.leaf().common_name("revoked").build();
+    let good = pki.ca.leaf().common_name("good").build();
+    let crl = pki.ca.crl(&[&revoked.serial()]);
     let config = pki.config().crls(vec![crl.der().clone()]).build().unwrap();
     let server = Server::start(config, app()).await;
     let outcome = request(&pki, &server, "/", Some(&revoked)).await;
@@ -179,9 +174,9 @@ async fn revoked_leaf_is_refused() {
 #[tokio::test]
 async fn revoked_intermediate_is_refused() {
     let pki = Pki::new();
-    let leaf = pki.pki.intermediate.leaf().build();
-    let root_crl = pki.pki.ca.crl(&[&pki.pki.intermediate.serial()]);
-    let intermediate_crl = pki.pki.intermediate.crl(&[]);
+    let leaf = pki.intermediate.leaf().build();
+    let root_crl = pki.ca.crl(&[&pki.intermediate.serial()]);
+    let intermediate_crl = pki.intermediate.crl(&[]);
     let config = pki
         .config()
         .crls(vec![root_crl.der().clone(), intermediate_crl.der().clone()])
@@ -196,10 +191,10 @@ async fn revoked_intermediate_is_refused() {
 async fn unknown_revocation_status_is_refused_by_default() {
     let pki = Pki::new();
     // A CRL from the root only: nothing says whether the intermediate's leaf is revoked.
-    let leaf = pki.pki.intermediate.leaf().build();
+    let leaf = pki.intermediate.leaf().build();
     let config = pki
         .config()
-        .crls(vec![pki.pki.ca.crl(&[]).der().clone()])
+        .crls(vec![pki.ca.crl(&[]).der().clone()])
         .build()
         .unwrap();
     let server = Server::start(config, app()).await;
@@ -210,10 +205,10 @@ async fn unknown_revocation_status_is_refused_by_default() {
 #[tokio::test]
 async fn unknown_revocation_status_is_accepted_when_allowed() {
     let pki = Pki::new();
-    let leaf = pki.pki.intermediate.leaf().build();
+    let leaf = pki.intermediate.leaf().build();
     let config = pki
         .config()
-        .crls(vec![pki.pki.ca.crl(&[]).der().clone()])
+        .crls(vec![pki.ca.crl(&[]).der().clone()])
         .allow_unknown_revocation_status()
         .build()
         .unwrap();
@@ -227,8 +222,8 @@ async fn unknown_revocation_status_is_accepted_when_allowed() {
 #[tokio::test]
 async fn expired_crl_is_refused_by_default_and_accepted_when_allowed() {
     let pki = Pki::new();
-    let leaf = pki.pki.ca.leaf().build();
-    let crl = pki.pki.ca.expired_crl(&[]);
+    let leaf = pki.ca.leaf().build();
+    let crl = pki.ca.expired_crl(&[]);
     let strict = Server::start(
         pki.config().crls(vec![crl.der().clone()]).build().unwrap(),
         app(),
@@ -255,8 +250,8 @@ async fn expired_crl_is_refused_by_default_and_accepted_when_allowed() {
 async fn tls12_client_is_refused_by_default() {
     let pki = Pki::new();
     let server = default_server(&pki).await;
-    let client = pki.pki.ca.leaf().build();
-    let outcome = TestClient::new(&pki.pki.ca)
+    let client = pki.ca.leaf().build();
+    let outcome = TestClient::new(&pki.ca)
         .with_cert(&client)
         .tls12_only()
         .get(server.addr, "/")
@@ -268,8 +263,8 @@ async fn tls12_client_is_refused_by_default() {
 async fn tls12_client_is_accepted_with_allow_tls12() {
     let pki = Pki::new();
     let server = Server::start(pki.config().allow_tls12().build().unwrap(), app()).await;
-    let client = pki.pki.ca.leaf().common_name("old").build();
-    let outcome = TestClient::new(&pki.pki.ca)
+    let client = pki.ca.leaf().common_name("old").build();
+    let outcome = TestClient::new(&pki.ca)
         .with_cert(&client)
         .tls12_only()
         .get(server.addr, "/")
@@ -281,8 +276,8 @@ async fn tls12_client_is_accepted_with_allow_tls12() {
 async fn valid_certificate_with_the_wrong_san_gets_403_from_the_layer() {
     let pki = Pki::new();
     let server = Server::start(pki.config().build().unwrap(), guarded_app()).await;
-    let billing = pki.pki.ca.leaf().dns("api.billing.internal").build();
-    let web = pki.pki.ca.leaf().dns("www.web.internal").build();
+    let billing = pki.ca.leaf().dns("api.billing.internal").build();
+    let web = pki.ca.leaf().dns("www.web.internal").build();
     assert_eq!(
         request(&pki, &server, "/", Some(&billing)).await.status(),
         Some(200)
@@ -308,7 +303,7 @@ async fn optional_mode_answers_401_on_a_protected_route_and_200_on_a_public_one(
         request(&pki, &server, "/public", None).await,
         Outcome::Status(200, "public".into())
     );
-    let client = pki.pki.ca.leaf().build();
+    let client = pki.ca.leaf().build();
     assert_eq!(
         request(&pki, &server, "/", Some(&client)).await.status(),
         Some(200)
@@ -319,7 +314,7 @@ async fn optional_mode_answers_401_on_a_protected_route_and_200_on_a_public_one(
 async fn optional_mode_still_refuses_a_bad_certificate_at_the_handshake() {
     let pki = Pki::new();
     let server = Server::start(pki.config().client_auth_optional().build().unwrap(), app()).await;
-    let rogue = pki.pki.rogue_ca.leaf().build();
+    let rogue = pki.rogue_ca.leaf().build();
     assert!(request(&pki, &server, "/public", Some(&rogue))
         .await
         .refused_with("UnknownCA"));
@@ -328,11 +323,8 @@ async fn optional_mode_still_refuses_a_bad_certificate_at_the_handshake() {
 #[tokio::test]
 async fn a_silent_client_does_not_delay_a_good_client() {
     let pki = Pki::new();
-    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let listener = MtlsListener::builder(tcp, pki.config().build().unwrap())
-        .handshake_timeout(Duration::from_secs(30))
-        .build()
-        .unwrap();
+    let config = pki.config().build().unwrap();
+    let listener = listener(config, |b| b.handshake_timeout(Duration::from_secs(30))).await;
     let server = Server::start_with(listener, app());
     // Several clients open TCP and send nothing (one sends half a ClientHello record header).
     let mut silent = Vec::new();
@@ -343,7 +335,7 @@ async fn a_silent_client_does_not_delay_a_good_client() {
         }
         silent.push(s);
     }
-    let client = pki.pki.ca.leaf().build();
+    let client = pki.ca.leaf().build();
     let started = Instant::now();
     assert_eq!(
         request(&pki, &server, "/", Some(&client)).await.status(),
@@ -361,11 +353,8 @@ async fn a_silent_client_does_not_delay_a_good_client() {
 #[tokio::test]
 async fn a_silent_client_is_dropped_after_the_handshake_timeout() {
     let pki = Pki::new();
-    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let listener = MtlsListener::builder(tcp, pki.config().build().unwrap())
-        .handshake_timeout(Duration::from_millis(300))
-        .build()
-        .unwrap();
+    let config = pki.config().build().unwrap();
+    let listener = listener(config, |b| b.handshake_timeout(Duration::from_millis(300))).await;
     let server = Server::start_with(listener, app());
     let mut s = tokio::net::TcpStream::connect(server.addr).await.unwrap();
     let mut buf = [0u8; 1];
@@ -386,7 +375,7 @@ async fn garbage_instead_of_a_client_hello_does_not_stop_the_server() {
         let mut s = tokio::net::TcpStream::connect(server.addr).await.unwrap();
         let _ = s.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n").await;
     }
-    let client = pki.pki.ca.leaf().build();
+    let client = pki.ca.leaf().build();
     assert_eq!(
         request(&pki, &server, "/", Some(&client)).await.status(),
         Some(200)
@@ -397,8 +386,8 @@ async fn garbage_instead_of_a_client_hello_does_not_stop_the_server() {
 async fn alpn_offers_h2_and_http11() {
     let pki = Pki::new();
     let server = default_server(&pki).await;
-    let client = pki.pki.ca.leaf().build();
-    let mut config = (*TestClient::new(&pki.pki.ca).with_cert(&client).config()).clone();
+    let client = pki.ca.leaf().build();
+    let mut config = (*TestClient::new(&pki.ca).with_cert(&client).config()).clone();
     config.alpn_protocols = vec![b"h2".to_vec()];
     let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
     let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
@@ -415,7 +404,7 @@ async fn alpn_offers_h2_and_http11() {
 async fn graceful_shutdown_completes() {
     let pki = Pki::new();
     let server = default_server(&pki).await;
-    let client = pki.pki.ca.leaf().build();
+    let client = pki.ca.leaf().build();
     assert_eq!(
         request(&pki, &server, "/", Some(&client)).await.status(),
         Some(200)
@@ -430,8 +419,8 @@ async fn graceful_shutdown_completes() {
 async fn churning_connections_does_not_grow_memory() {
     let pki = Pki::new();
     let server = default_server(&pki).await;
-    let client = pki.pki.ca.leaf().build();
-    let tc = TestClient::new(&pki.pki.ca).with_cert(&client);
+    let client = pki.ca.leaf().build();
+    let tc = TestClient::new(&pki.ca).with_cert(&client);
     let churn = |n: usize| {
         let tc = tc.clone();
         let addr = server.addr;
@@ -472,7 +461,7 @@ async fn require_cert_handlers_over_real_tls() {
         .route("/billing", get(billing_only))
         .route("/admin", get(admin_only));
     let server = Server::start(pki.config().build().unwrap(), app).await;
-    let billing = pki.pki.ca.leaf().dns("api.billing.internal").build();
+    let billing = pki.ca.leaf().dns("api.billing.internal").build();
     let contractor = pki
         .pki
         .ca
@@ -480,7 +469,7 @@ async fn require_cert_handlers_over_real_tls() {
         .dns("api.billing.internal")
         .org_unit("contractors")
         .build();
-    let admin = pki.pki.ca.leaf().common_name("admin").build();
+    let admin = pki.ca.leaf().common_name("admin").build();
     assert_eq!(
         request(&pki, &server, "/billing", Some(&billing)).await,
         Outcome::Status(200, "billing api.billing.internal".into())

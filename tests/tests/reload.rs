@@ -2,7 +2,7 @@
 //! keep the old configuration, revocation that bites after a reload (resumption included), and
 //! what happens to established connections.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,10 +10,9 @@ use std::time::Duration;
 use axum::routing::get;
 use axum::Router;
 use mtls_core::testing::{TestCa, TestCert};
-use mtls_tests::{Pki, Server, TempDir};
+use mtls_tests::{listener, Pki, Server, TempDir};
 use mtls_tower::testing::{Outcome, TestClient};
 use mtls_tower::{ClientCert, MtlsConfig, MtlsListener, ReloadHandle};
-use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -25,18 +24,20 @@ fn app() -> Router {
 }
 
 async fn start(pki: &Pki, close_on_reload: bool) -> (Server, ReloadHandle) {
-    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let mut builder = MtlsListener::builder(tcp, pki.config().build().unwrap());
-    if close_on_reload {
-        builder = builder.close_connections_on_reload();
-    }
-    let listener = builder.build().unwrap();
+    let listener = listener(pki.config().build().unwrap(), |b| {
+        if close_on_reload {
+            b.close_connections_on_reload()
+        } else {
+            b
+        }
+    })
+    .await;
     let handle = listener.reload_handle();
     (Server::start_with(listener, app()), handle)
 }
 
 async fn call(pki: &Pki, server: &Server, cert: &TestCert) -> Outcome {
-    TestClient::new(&pki.pki.ca)
+    TestClient::new(&pki.ca)
         .with_cert(cert)
         .get(server.addr, "/")
         .await
@@ -47,7 +48,7 @@ async fn a_reload_swaps_the_client_ca_bundle() {
     let pki = Pki::new();
     let (server, handle) = start(&pki, false).await;
     let new_ca = TestCa::new("New Client CA");
-    let old_client = pki.pki.ca.leaf().common_name("old").build();
+    let old_client = pki.ca.leaf().common_name("old").build();
     let new_client = new_ca.leaf().common_name("new").build();
     assert_eq!(call(&pki, &server, &old_client).await.status(), Some(200));
     assert!(call(&pki, &server, &new_client)
@@ -82,7 +83,7 @@ async fn a_bad_file_keeps_the_old_configuration() {
         .unwrap_err();
     assert!(err.to_string().contains("ca.pem"), "{err}");
     assert_eq!(handle.generation(), 0);
-    let client = pki.pki.ca.leaf().build();
+    let client = pki.ca.leaf().build();
     assert_eq!(call(&pki, &server, &client).await.status(), Some(200));
 }
 
@@ -90,9 +91,9 @@ async fn a_bad_file_keeps_the_old_configuration() {
 async fn a_revoked_client_cannot_get_back_in_even_by_resuming_its_session() {
     let pki = Pki::new();
     let (server, handle) = start(&pki, false).await;
-    let client_cert = pki.pki.ca.leaf().common_name("soon-revoked").build();
+    let client_cert = pki.ca.leaf().common_name("soon-revoked").build();
     // One client, one rustls config: its session cache lets the second connection try to resume.
-    let client = TestClient::new(&pki.pki.ca).with_cert(&client_cert);
+    let client = TestClient::new(&pki.ca).with_cert(&client_cert);
     assert_eq!(client.get(server.addr, "/").await.status(), Some(200));
     // The test means something only if the client really resumes: check that it does.
     assert_eq!(
@@ -100,7 +101,7 @@ async fn a_revoked_client_cannot_get_back_in_even_by_resuming_its_session() {
         Some(rustls::HandshakeKind::Resumed)
     );
 
-    let crl = pki.pki.ca.crl(&[&client_cert.serial()]);
+    let crl = pki.ca.crl(&[&client_cert.serial()]);
     handle
         .reload_with(|| pki.config().crls(vec![crl.der().clone()]).build())
         .unwrap();
@@ -130,7 +131,7 @@ async fn keep_alive_pair(
     cert: &TestCert,
     between: impl std::future::Future<Output = ()>,
 ) -> (bool, bool) {
-    let config = TestClient::new(&pki.pki.ca).with_cert(cert).config();
+    let config = TestClient::new(&pki.ca).with_cert(cert).config();
     let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
     let mut tls = tokio_rustls::TlsConnector::from(config)
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
@@ -160,7 +161,7 @@ async fn keep_alive_pair(
 async fn established_connections_are_kept_by_default() {
     let pki = Pki::new();
     let (server, handle) = start(&pki, false).await;
-    let cert = pki.pki.ca.leaf().build();
+    let cert = pki.ca.leaf().build();
     let reload = async {
         handle.reload(pki.config().build().unwrap());
     };
@@ -174,7 +175,7 @@ async fn established_connections_are_kept_by_default() {
 async fn close_connections_on_reload_drains_established_connections() {
     let pki = Pki::new();
     let (server, handle) = start(&pki, true).await;
-    let cert = pki.pki.ca.leaf().build();
+    let cert = pki.ca.leaf().build();
     let reload = async {
         handle.reload(pki.config().build().unwrap());
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -214,18 +215,14 @@ async fn a_raw_rustls_config_has_no_expiry_information() {
 async fn watching_files_reloads_when_they_change() {
     let pki = Pki::new();
     let dir = TempDir::new("reload-watch");
-    let ca_path = dir.write("ca.pem", pki.pki.ca.cert_pem());
+    let ca_path = dir.write("ca.pem", pki.ca.cert_pem());
     let (server, handle) = start(&pki, false).await;
     let build = {
-        let server_cert = pki.server.chain().to_vec();
-        let key = pki.server.key_pem().to_owned();
+        let server = pki.server.clone();
         let ca_path = ca_path.clone();
         move || {
             MtlsConfig::builder()
-                .server_cert(
-                    server_cert.clone(),
-                    rustls::pki_types::PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap(),
-                )
+                .server_cert(server.chain().to_vec(), server.key_der())
                 .client_ca_pem_file(&ca_path)
                 .build()
         }
@@ -246,13 +243,6 @@ async fn watching_files_reloads_when_they_change() {
     }
     assert_eq!(handle.generation(), 1);
     let client = new_ca.leaf().build();
-    assert_eq!(
-        TestClient::new(&pki.pki.ca)
-            .with_cert(&client)
-            .get(server.addr, "/")
-            .await
-            .status(),
-        Some(200)
-    );
+    assert_eq!(call(&pki, &server, &client).await.status(), Some(200));
     watcher.abort();
 }

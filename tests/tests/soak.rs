@@ -7,7 +7,7 @@
 //! Ignored by default (it takes time); `.ci/run` runs it for 20 s with `MTLS_SOAK_SECS=20`. Without
 //! the variable it runs for 60 s.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used)]
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 
 use axum::routing::get;
 use axum::Router;
-use mtls_tests::{rss_kib, Pki, Server};
+use mtls_tests::{listener, rss_kib, Pki, Server};
 use mtls_tower::testing::TestClient;
-use mtls_tower::{ClientCert, MtlsListener};
+use mtls_tower::ClientCert;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -73,11 +73,8 @@ async fn mixed_clients_with_reloads_every_second() {
         .unwrap_or(60);
     let run = Duration::from_secs(secs);
     let pki = Arc::new(Pki::new());
-    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let listener = MtlsListener::builder(tcp, pki.config().build().unwrap())
-        .handshake_timeout(Duration::from_millis(500))
-        .build()
-        .unwrap();
+    let config = pki.config().build().unwrap();
+    let listener = listener(config, |b| b.handshake_timeout(Duration::from_millis(500))).await;
     let reload = listener.reload_handle();
     let app = Router::new().route(
         "/",
@@ -86,11 +83,10 @@ async fn mixed_clients_with_reloads_every_second() {
     let server = Server::start_with(listener, app);
     let addr = server.addr;
 
-    let good =
-        TestClient::new(&pki.pki.ca).with_cert(&pki.pki.ca.leaf().common_name("good").build());
-    let rogue = TestClient::new(&pki.pki.ca)
-        .with_cert(&pki.pki.rogue_ca.leaf().common_name("good").build());
-    let anonymous = TestClient::new(&pki.pki.ca);
+    let good = TestClient::new(&pki.ca).with_cert(&pki.ca.leaf().common_name("good").build());
+    let rogue =
+        TestClient::new(&pki.ca).with_cert(&pki.rogue_ca.leaf().common_name("good").build());
+    let anonymous = TestClient::new(&pki.ca);
     // Warm up allocator pools and caches before the first measurement.
     for _ in 0..50 {
         assert_eq!(good.get(addr, "/").await.status(), Some(200));
