@@ -222,22 +222,36 @@ fn write_hex(f: &mut fmt::Formatter<'_>, bytes: &[u8]) -> fmt::Result {
     Ok(())
 }
 
+/// Bytes displayed as lowercase hex, without a prefix.
+pub(crate) struct Hex<'a>(pub(crate) &'a [u8]);
+
+impl fmt::Display for Hex<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_hex(f, self.0)
+    }
+}
+
+/// One hex digit's value, either case.
+pub(crate) fn hex_digit(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Two hex digits' byte.
+pub(crate) fn hex_pair(p: &[u8]) -> Option<u8> {
+    match p {
+        [h, l] => Some((hex_digit(*h)? << 4) | hex_digit(*l)?),
+        _ => None,
+    }
+}
+
 /// Hex to bytes: either contiguous pairs (`"0aff"`) or `:`-separated pairs (`"0a:ff"`).
 pub(crate) fn parse_hex_bytes(hex: &str) -> Option<Vec<u8>> {
-    fn nibble(c: u8) -> Option<u8> {
-        match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            b'A'..=b'F' => Some(c - b'A' + 10),
-            _ => None,
-        }
-    }
-    let pair = |p: &[u8]| -> Option<u8> {
-        match p {
-            [h, l] => Some((nibble(*h)? << 4) | nibble(*l)?),
-            _ => None,
-        }
-    };
+    let pair = hex_pair;
     if hex.is_empty() {
         return None;
     }

@@ -124,7 +124,9 @@
 use std::fmt;
 
 use rustls_pki_types::CertificateDer;
-use sha2::{Digest, Sha256};
+
+use crate::fingerprint::{hex_digit, hex_pair, Hex};
+use crate::Fingerprint;
 
 /// The longest header value, in bytes, that any parser here accepts; longer input is refused with
 /// [`ForwardedErrorKind::TooLong`] before any other work.
@@ -346,19 +348,7 @@ impl XfccElement {
             return Ok(None);
         };
         let err = |problem| ForwardedError::new(XFCC_CERT, problem);
-        let mut certs = pem_certificates(pem).map_err(err)?;
-        let der = match (certs.pop(), certs.is_empty()) {
-            (Some(der), true) => der,
-            _ => {
-                return Err(err(Problem::new(
-                    ForwardedErrorKind::BadPem,
-                    format!(
-                        "{} CERTIFICATE blocks; exactly one was expected",
-                        certs.len() + 1
-                    ),
-                )))
-            }
-        };
+        let der = one_pem_certificate(pem).map_err(err)?;
         if let Some(hash) = self.hash.as_deref() {
             check_hash(hash, &der).map_err(err)?;
         }
@@ -437,8 +427,10 @@ impl XfccElement {
 /// # Ok::<(), mtls_core::forwarded::ForwardedError>(())
 /// ```
 pub fn parse_xfcc(header: &str) -> Result<Vec<XfccElement>, ForwardedError> {
-    check_len(header, XFCC)?;
-    check_no_controls(header).map_err(|p| ForwardedError::new(XFCC, p))?;
+    parse_header(header, XFCC, parse_xfcc_inner)
+}
+
+fn parse_xfcc_inner(header: &str) -> Result<Vec<XfccElement>, Problem> {
     let is_ows = |c: char| c == ' ' || c == '\t';
     let body = header.trim_start_matches(is_ows);
     let offset = header.len() - body.len();
@@ -452,7 +444,19 @@ pub fn parse_xfcc(header: &str) -> Result<Vec<XfccElement>, ForwardedError> {
         offset,
     }
     .elements()
-    .map_err(|p| ForwardedError::new(XFCC, p))
+}
+
+/// What every header parser does first: refuse an over-long header before any other work, then
+/// control characters; errors name the header (`context`).
+fn parse_header<T>(
+    header: &str,
+    context: &'static str,
+    parse: impl FnOnce(&str) -> Result<T, Problem>,
+) -> Result<T, ForwardedError> {
+    check_len(header, context)?;
+    check_no_controls(header)
+        .and_then(|()| parse(header))
+        .map_err(|p| ForwardedError::new(context, p))
 }
 
 /// The XFCC keys this parser knows.
@@ -468,19 +472,21 @@ enum XfccKey {
 }
 
 impl XfccKey {
+    const ALL: [XfccKey; 7] = [
+        XfccKey::By,
+        XfccKey::Hash,
+        XfccKey::Cert,
+        XfccKey::Chain,
+        XfccKey::Subject,
+        XfccKey::Uri,
+        XfccKey::Dns,
+    ];
+
+    /// Keys are case-insensitive, as Envoy reads them.
     fn from_name(name: &str) -> Option<Self> {
-        const KEYS: [(&str, XfccKey); 7] = [
-            ("By", XfccKey::By),
-            ("Hash", XfccKey::Hash),
-            ("Cert", XfccKey::Cert),
-            ("Chain", XfccKey::Chain),
-            ("Subject", XfccKey::Subject),
-            ("URI", XfccKey::Uri),
-            ("DNS", XfccKey::Dns),
-        ];
-        KEYS.iter()
-            .find(|(known, _)| known.eq_ignore_ascii_case(name))
-            .map(|&(_, key)| key)
+        XfccKey::ALL
+            .into_iter()
+            .find(|key| key.name().eq_ignore_ascii_case(name))
     }
 
     fn name(self) -> &'static str {
@@ -583,14 +589,14 @@ impl<'a> XfccParser<'a> {
                 .map_err(|p| p.within(format_args!("element {number}, key {}", Quoted(name))))?;
             if let Some(key) = XfccKey::from_name(name) {
                 store(&mut element, key, value).map_err(|p| {
-                    Problem::new(
-                        p.kind,
-                        format!(
-                            "element {number} {} (at byte {})",
-                            p.message,
-                            self.at(key_start)
-                        ),
-                    )
+                    // A decoding error carries its own position, within the value.
+                    let at = match p.kind {
+                        ForwardedErrorKind::DuplicateKey => {
+                            format!(" (at byte {})", self.at(key_start))
+                        }
+                        _ => String::new(),
+                    };
+                    Problem::new(p.kind, format!("element {number} {}{at}", p.message))
                 })?;
             }
             pairs += 1;
@@ -733,18 +739,17 @@ fn is_token(s: &str) -> bool {
 
 /// Checks an XFCC `Hash` against the DER it should be the SHA-256 of (hex, either case).
 fn check_hash(hash: &str, der: &[u8]) -> Result<(), Problem> {
-    let actual: String = Sha256::digest(der)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    if hash.eq_ignore_ascii_case(&actual) {
+    let actual = Fingerprint::of_der(der);
+    let expected = hash.as_bytes().chunks(2).map(hex_pair);
+    if hash.len() == 2 * actual.as_bytes().len() && expected.eq(actual.as_bytes().map(Some)) {
         Ok(())
     } else {
         Err(Problem::new(
             ForwardedErrorKind::HashMismatch,
             format!(
-                "the element's Hash {} is not the SHA-256 of this certificate ({actual})",
-                Quoted(hash)
+                "the element's Hash {} is not the SHA-256 of this certificate ({})",
+                Quoted(hash),
+                Hex(actual.as_bytes())
             ),
         ))
     }
@@ -778,12 +783,10 @@ fn check_hash(hash: &str, der: &[u8]) -> Result<(), Problem> {
 /// # Ok::<(), mtls_core::forwarded::ForwardedError>(())
 /// ```
 pub fn parse_client_cert(header: &str) -> Result<CertificateDer<'static>, ForwardedError> {
-    check_len(header, CLIENT_CERT)?;
-    parse_client_cert_inner(header).map_err(|p| ForwardedError::new(CLIENT_CERT, p))
+    parse_header(header, CLIENT_CERT, parse_client_cert_inner)
 }
 
 fn parse_client_cert_inner(header: &str) -> Result<CertificateDer<'static>, Problem> {
-    check_no_controls(header)?;
     let input = header.trim_start_matches(' ');
     if input.trim_end_matches(' ').is_empty() {
         return Err(Problem::new(
@@ -837,12 +840,10 @@ fn parse_client_cert_inner(header: &str) -> Result<CertificateDer<'static>, Prob
 pub fn parse_client_cert_chain(
     header: &str,
 ) -> Result<Vec<CertificateDer<'static>>, ForwardedError> {
-    check_len(header, CLIENT_CERT_CHAIN)?;
-    parse_client_cert_chain_inner(header).map_err(|p| ForwardedError::new(CLIENT_CERT_CHAIN, p))
+    parse_header(header, CLIENT_CERT_CHAIN, parse_client_cert_chain_inner)
 }
 
 fn parse_client_cert_chain_inner(header: &str) -> Result<Vec<CertificateDer<'static>>, Problem> {
-    check_no_controls(header)?;
     let is_ows = |c: char| c == ' ' || c == '\t';
     let mut input = header.trim_start_matches(' ');
     if input.trim_end_matches(' ').is_empty() {
@@ -940,12 +941,10 @@ fn sf_byte_sequence(input: &str) -> Result<(Vec<u8>, &str), Problem> {
 /// # Ok::<(), mtls_core::forwarded::ForwardedError>(())
 /// ```
 pub fn parse_nginx_escaped_cert(header: &str) -> Result<CertificateDer<'static>, ForwardedError> {
-    check_len(header, NGINX)?;
-    parse_nginx_inner(header).map_err(|p| ForwardedError::new(NGINX, p))
+    parse_header(header, NGINX, parse_nginx_inner)
 }
 
 fn parse_nginx_inner(header: &str) -> Result<CertificateDer<'static>, Problem> {
-    check_no_controls(header)?;
     let value = header.trim_matches(|c| c == ' ' || c == '\t');
     if value.is_empty() {
         return Err(Problem::new(
@@ -953,32 +952,27 @@ fn parse_nginx_inner(header: &str) -> Result<CertificateDer<'static>, Problem> {
             "the value is empty: nginx sends that when the client presented no certificate",
         ));
     }
-    let pem = percent_decode_utf8(value)?;
-    let mut certs = pem_certificates(&pem)?;
-    match (certs.pop(), certs.is_empty()) {
-        (Some(der), true) => Ok(der),
-        _ => Err(Problem::new(
+    one_pem_certificate(&percent_decode_utf8(value)?)
+}
+
+/// The DER of the one `CERTIFICATE` block in `pem`; more than one is an error.
+fn one_pem_certificate(pem: &str) -> Result<CertificateDer<'static>, Problem> {
+    // `pem_certificates` never returns an empty list.
+    let certs = pem_certificates(pem)?;
+    <[_; 1]>::try_from(certs).map(|[der]| der).map_err(|certs| {
+        Problem::new(
             ForwardedErrorKind::BadPem,
             format!(
                 "{} CERTIFICATE blocks; exactly one was expected",
-                certs.len() + 1
+                certs.len()
             ),
-        )),
-    }
+        )
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
 // Decoders: percent-encoding, base64, PEM, DER
 // ---------------------------------------------------------------------------------------------
-
-fn hex_digit(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
 
 /// Strict percent-decoding: every `%` is followed by two hex digits; `+` stays `+`; the result
 /// must be UTF-8.

@@ -672,10 +672,9 @@ pub fn nginx_escaped_cert_header(cert: &TestCert) -> String {
 /// (URL-encoded PEM), `Subject`, and the DNS and URI SANs, as Envoy's `SANITIZE_SET` emits it.
 pub fn xfcc_header(cert: &TestCert) -> String {
     let id = cert.identity();
-    let hash = id.fingerprint_sha256().to_string();
-    let hash = hash.strip_prefix("sha256:").unwrap_or(&hash);
     let mut out = format!(
-        "Hash={hash};Cert=\"{}\";Subject=\"{}\"",
+        "Hash={};Cert=\"{}\";Subject=\"{}\"",
+        crate::fingerprint::Hex(id.fingerprint_sha256().as_bytes()),
         url_encode(cert.cert_pem()),
         id.subject().as_str().replace('"', "\\\"")
     );
