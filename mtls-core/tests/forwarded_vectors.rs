@@ -427,7 +427,8 @@ fn envoy_placeholder_certificates_parse_but_do_not_decode() {
 
 #[test]
 fn vector_file_sections_are_complete() {
-    // The trusted-proxy cases belong to the proxy layer; they are kept in the file for it.
+    // The trusted-proxy cases test Istio's address matching, not a parser; counted so that the
+    // file stays the unchanged copy.
     let vectors = vectors();
     assert_eq!(
         cases(&vectors, "trusted_proxy_cases").len(),

@@ -52,6 +52,7 @@
 //! # });
 //! ```
 
+use std::borrow::Cow;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -91,6 +92,7 @@ pub enum ForwardedFormat {
 }
 
 impl ForwardedFormat {
+    /// The header that carries the client certificate in this format.
     fn header(&self) -> HeaderName {
         match self {
             ForwardedFormat::Xfcc => HeaderName::from_static("x-forwarded-client-cert"),
@@ -99,6 +101,9 @@ impl ForwardedFormat {
         }
     }
 }
+
+/// RFC 9440's chain header, read after `Client-Cert`.
+const CLIENT_CERT_CHAIN: HeaderName = HeaderName::from_static("client-cert-chain");
 
 /// Every header name that carries a client certificate in some proxy's convention, with dashes and
 /// with underscores (some servers map `_` to `-`, so both spellings can reach a handler). Built at
@@ -138,6 +143,8 @@ enum Trust {
 struct ProxyConfig {
     trust: Trust,
     format: ForwardedFormat,
+    /// `format.header()`, built once: it is read and stripped on every request.
+    header: HeaderName,
     proxy_identity_without_header: bool,
     #[cfg(feature = "server")]
     reverify: Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>,
@@ -186,6 +193,7 @@ impl TrustedProxyLayer {
         TrustedProxyLayer {
             config: Arc::new(ProxyConfig {
                 trust,
+                header: format.header(),
                 format,
                 proxy_identity_without_header: false,
                 #[cfg(feature = "server")]
@@ -287,12 +295,12 @@ impl<S> TrustedProxy<S> {
 #[non_exhaustive]
 pub enum ProxyHeaderError {
     /// The header could not be parsed.
-    #[error("malformed {header} header from a trusted proxy: {source}")]
+    #[error("bad forwarded client certificate from a trusted proxy: {error}")]
     Malformed {
         /// The header.
         header: HeaderName,
-        /// What is wrong.
-        source: ForwardedError,
+        /// What is wrong (its message names the header too).
+        error: ForwardedError,
     },
     /// The header appears more than once where one value is expected.
     #[error("{header} header sent more than once by a trusted proxy")]
@@ -301,7 +309,7 @@ pub enum ProxyHeaderError {
         header: HeaderName,
     },
     /// The header value is not visible ASCII.
-    #[error("{header} header from a trusted proxy is not ASCII text")]
+    #[error("{header} header from a trusted proxy contains bytes that are not visible ASCII")]
     NotText {
         /// The header.
         header: HeaderName,
@@ -346,7 +354,7 @@ where
                 .is_some_and(|PeerAddr(addr)| nets.iter().any(|n| n.contains(addr.ip()))),
         };
         if !trusted {
-            if strip_forwarded(req.headers_mut(), &config.format) {
+            if strip_forwarded(req.headers_mut(), &config.header) {
                 tracing::warn!(
                     target: "mtls_tower::proxy",
                     peer = ?req.extensions().get::<PeerAddr>().map(|p| p.0),
@@ -385,19 +393,17 @@ where
                 return ResponseFuture::rejected(res);
             }
         }
-        strip_forwarded(req.headers_mut(), &config.format);
+        strip_forwarded(req.headers_mut(), &config.header);
         ResponseFuture::future(self.inner.call(req))
     }
 }
 
-/// Removes every forwarded-certificate header; returns whether there was any.
-fn strip_forwarded(headers: &mut HeaderMap, format: &ForwardedFormat) -> bool {
+/// Removes every forwarded-certificate header, and `configured` (the layer's own, which for nginx
+/// can have any name); returns whether there was any.
+fn strip_forwarded(headers: &mut HeaderMap, configured: &HeaderName) -> bool {
     // `HeaderMap::remove` removes every value of the name, not just the first.
-    let mut removed = false;
+    let mut removed = headers.remove(configured).is_some();
     for name in &FORWARDED_HEADERS {
-        removed |= headers.remove(name).is_some();
-    }
-    if let ForwardedFormat::NginxEscapedCert(name) = format {
         removed |= headers.remove(name).is_some();
     }
     removed
@@ -427,31 +433,31 @@ fn forwarded_identity(
     headers: &HeaderMap,
     config: &ProxyConfig,
 ) -> Result<Option<ClientIdentity>, ProxyHeaderError> {
-    let header = config.format.header();
-    let malformed = |source| ProxyHeaderError::Malformed {
-        header: header.clone(),
-        source,
+    let header = &config.header;
+    let malformed_in = |header: &HeaderName| {
+        let header = header.clone();
+        move |error| ProxyHeaderError::Malformed {
+            header: header.clone(),
+            error,
+        }
     };
+    let malformed = malformed_in(header);
     let chain: Vec<CertificateDer<'static>> = match &config.format {
         ForwardedFormat::Rfc9440 => {
-            let Some(value) = single_value(headers, &header)? else {
+            let Some(value) = single_value(headers, header)? else {
                 return Ok(None);
             };
             let leaf = forwarded::parse_client_cert(value).map_err(malformed)?;
-            let chain_header = HeaderName::from_static("client-cert-chain");
             let mut chain = vec![leaf];
-            if let Some(value) = single_value(headers, &chain_header)? {
-                chain.extend(forwarded::parse_client_cert_chain(value).map_err(|source| {
-                    ProxyHeaderError::Malformed {
-                        header: chain_header.clone(),
-                        source,
-                    }
-                })?);
+            if let Some(value) = single_value(headers, &CLIENT_CERT_CHAIN)? {
+                let rest = forwarded::parse_client_cert_chain(value)
+                    .map_err(malformed_in(&CLIENT_CERT_CHAIN))?;
+                chain.extend(rest);
             }
             chain
         }
         ForwardedFormat::NginxEscapedCert(_) => {
-            let Some(value) = single_value(headers, &header)? else {
+            let Some(value) = single_value(headers, header)? else {
                 return Ok(None);
             };
             if value.is_empty() {
@@ -461,39 +467,36 @@ fn forwarded_identity(
             vec![forwarded::parse_nginx_escaped_cert(value).map_err(malformed)?]
         }
         ForwardedFormat::Xfcc => {
-            // Several header lines form one comma-separated list (RFC 9110 §5.3).
-            let mut combined = String::new();
-            let mut any = false;
-            for value in headers.get_all(&header) {
-                let text = value.to_str().map_err(|_| ProxyHeaderError::NotText {
-                    header: header.clone(),
-                })?;
-                if any {
-                    combined.push(',');
-                }
-                combined.push_str(text);
-                any = true;
-            }
-            if !any {
+            // Several header lines form one comma-separated list (RFC 9110 §5.3); the usual single
+            // line is parsed in place.
+            let not_text = || ProxyHeaderError::NotText {
+                header: header.clone(),
+            };
+            let mut lines = headers.get_all(header).iter();
+            let Some(first) = lines.next() else {
                 return Ok(None);
+            };
+            let mut combined = Cow::Borrowed(first.to_str().map_err(|_| not_text())?);
+            for line in lines {
+                let line = line.to_str().map_err(|_| not_text())?;
+                let combined = combined.to_mut();
+                combined.push(',');
+                combined.push_str(line);
             }
-            let elements = forwarded::parse_xfcc(&combined).map_err(malformed)?;
+            let elements = forwarded::parse_xfcc(&combined).map_err(&malformed)?;
             // Only the last element was added by the proxy next to us; earlier ones are hearsay.
             let Some(last) = elements.last() else {
                 return Ok(None);
             };
             let leaf = last
                 .cert_der()
-                .map_err(malformed)?
+                .map_err(&malformed)?
                 .ok_or(ProxyHeaderError::NoCertInXfcc)?;
             // Envoy's `Chain` is the whole chain, leaf first; without it, the leaf alone.
-            let chain = last.chain_der().map_err(malformed)?.unwrap_or_default();
-            if chain.is_empty() {
-                vec![leaf]
-            } else if chain[0] == leaf {
-                chain
-            } else {
-                return Err(ProxyHeaderError::ChainMismatch);
+            match last.chain_der().map_err(malformed)? {
+                None => vec![leaf],
+                Some(chain) if chain.first() == Some(&leaf) => chain,
+                Some(_) => return Err(ProxyHeaderError::ChainMismatch),
             }
         }
     };

@@ -94,6 +94,11 @@ fn request(
     b.body(Body::empty()).unwrap()
 }
 
+/// A request on the proxy's own connection (its certificate from the handshake, from 10.0.0.2).
+fn from_proxy(f: &Fixture, headers: &[(&str, &str)]) -> Request<Body> {
+    request("/", Some(&f.proxy), "10.0.0.2:1", headers)
+}
+
 async fn send(app: Router, req: Request<Body>) -> (StatusCode, String, Option<ProxyHeaderError>) {
     let res = app.oneshot(req).await.unwrap();
     let status = res.status();
@@ -238,7 +243,7 @@ async fn trusted_proxy_without_header_means_no_certificate() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let (_, body, _) = send(
         app(by_identity(ForwardedFormat::Rfc9440)),
-        request("/", Some(&f.proxy), "10.0.0.2:1", &[]),
+        from_proxy(&f, &[]),
     )
     .await;
     assert_eq!(body, "nobody; leaked headers: []");
@@ -259,12 +264,7 @@ async fn proxy_identity_without_header_when_configured() {
 #[tokio::test]
 async fn malformed_header_from_a_trusted_proxy_is_400() {
     let f = fx();
-    let req = request(
-        "/",
-        Some(&f.proxy),
-        "10.0.0.2:1",
-        &[("client-cert", ":not base64!:")],
-    );
+    let req = from_proxy(&f, &[("client-cert", ":not base64!:")]);
     let (status, body, err) = send(app(by_identity(ForwardedFormat::Rfc9440)), req).await;
     assert_eq!(
         (status, body.as_str()),
@@ -280,7 +280,7 @@ async fn malformed_header_from_a_trusted_proxy_is_400() {
 async fn oversized_header_from_a_trusted_proxy_is_400() {
     let f = fx();
     let huge = format!(":{}:", "A".repeat(mtls_core::forwarded::MAX_HEADER_LEN + 4));
-    let req = request("/", Some(&f.proxy), "10.0.0.2:1", &[("client-cert", &huge)]);
+    let req = from_proxy(&f, &[("client-cert", &huge)]);
     let (status, _, _) = send(app(by_identity(ForwardedFormat::Rfc9440)), req).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
@@ -289,12 +289,7 @@ async fn oversized_header_from_a_trusted_proxy_is_400() {
 async fn repeated_client_cert_header_is_400() {
     let f = fx();
     let h = client_cert_header(&f.alice);
-    let req = request(
-        "/",
-        Some(&f.proxy),
-        "10.0.0.2:1",
-        &[("client-cert", &h), ("client-cert", &h)],
-    );
+    let req = from_proxy(&f, &[("client-cert", &h), ("client-cert", &h)]);
     let (status, _, err) = send(app(by_identity(ForwardedFormat::Rfc9440)), req).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(
@@ -314,12 +309,7 @@ async fn xfcc_hash_mismatch_is_400() {
         b[i] = if b[i] == b'0' { b'1' } else { b'0' };
         String::from_utf8(b).unwrap()
     };
-    let req = request(
-        "/",
-        Some(&f.proxy),
-        "10.0.0.2:1",
-        &[("x-forwarded-client-cert", &xfcc)],
-    );
+    let req = from_proxy(&f, &[("x-forwarded-client-cert", &xfcc)]);
     let (status, _, err) = send(app(by_identity(ForwardedFormat::Xfcc)), req).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{err:?}");
 }
@@ -330,21 +320,17 @@ async fn multi_hop_xfcc_uses_only_the_last_element() {
     let bob = f.pki.ca.leaf().common_name("bob").build();
     // An earlier hop claimed bob; the adjacent proxy says alice.
     let xfcc = format!("{},{}", xfcc_header(&bob), xfcc_header(&f.alice));
-    let req = request(
-        "/",
-        Some(&f.proxy),
-        "10.0.0.2:1",
-        &[("x-forwarded-client-cert", &xfcc)],
-    );
+    let req = from_proxy(&f, &[("x-forwarded-client-cert", &xfcc)]);
     let (_, body, _) = send(app(by_identity(ForwardedFormat::Xfcc)), req).await;
     assert!(body.starts_with("CN=alice"), "{body}");
     // Two header lines are one list: the last line's last element counts.
-    let req = Request::get("/")
-        .extension(ClientCert::from_handshake(Arc::new(f.proxy.clone())))
-        .header("x-forwarded-client-cert", xfcc_header(&f.alice))
-        .header("x-forwarded-client-cert", xfcc_header(&bob))
-        .body(Body::empty())
-        .unwrap();
+    let req = from_proxy(
+        &f,
+        &[
+            ("x-forwarded-client-cert", &xfcc_header(&f.alice)),
+            ("x-forwarded-client-cert", &xfcc_header(&bob)),
+        ],
+    );
     let (_, body, _) = send(app(by_identity(ForwardedFormat::Xfcc)), req).await;
     assert!(body.starts_with("CN=bob"), "{body}");
 }
@@ -352,10 +338,8 @@ async fn multi_hop_xfcc_uses_only_the_last_element() {
 #[tokio::test]
 async fn xfcc_element_without_cert_is_400() {
     let f = fx();
-    let req = request(
-        "/",
-        Some(&f.proxy),
-        "10.0.0.2:1",
+    let req = from_proxy(
+        &f,
         &[(
             "x-forwarded-client-cert",
             "By=spiffe://x/y;URI=spiffe://a/b",
@@ -371,12 +355,7 @@ async fn nginx_escaped_cert_is_used_and_empty_means_no_certificate() {
     let f = fx();
     let format = ForwardedFormat::NginxEscapedCert(HeaderName::from_static("x-ssl-client-cert"));
     let header = nginx_escaped_cert_header(&f.alice);
-    let req = request(
-        "/",
-        Some(&f.proxy),
-        "10.0.0.2:1",
-        &[("x-ssl-client-cert", &header)],
-    );
+    let req = from_proxy(&f, &[("x-ssl-client-cert", &header)]);
     let (_, body, _) = send(app(by_identity(format.clone())), req).await;
     assert!(body.starts_with("CN=alice via TrustedProxy"), "{body}");
     let req = request(
@@ -398,12 +377,7 @@ async fn reverification_refuses_a_forwarded_certificate_from_another_ca() {
         .reverify_with(vec![f.pki.ca.cert_der().clone()])
         .unwrap();
     let rogue = f.pki.rogue_ca.leaf().common_name("alice").build();
-    let req = request(
-        "/",
-        Some(&f.proxy),
-        "10.0.0.2:1",
-        &[("client-cert", &client_cert_header(&rogue))],
-    );
+    let req = from_proxy(&f, &[("client-cert", &client_cert_header(&rogue))]);
     let (status, _, err) = send(app(layer.clone()), req).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(
@@ -411,10 +385,8 @@ async fn reverification_refuses_a_forwarded_certificate_from_another_ca() {
         "{err:?}"
     );
     // A genuine one (with its intermediate in Client-Cert-Chain) passes.
-    let req = request(
-        "/",
-        Some(&f.proxy),
-        "10.0.0.2:1",
+    let req = from_proxy(
+        &f,
         &[
             ("client-cert", &client_cert_header(&f.alice)),
             ("client-cert-chain", &client_cert_chain_header(&f.alice)),
