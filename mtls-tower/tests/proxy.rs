@@ -243,7 +243,7 @@ async fn trusted_proxy_without_header_means_no_certificate() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let (_, body, _) = send(
         app(by_identity(ForwardedFormat::Rfc9440)),
-        from_proxy(&f, &[]),
+        from_proxy(f, &[]),
     )
     .await;
     assert_eq!(body, "nobody; leaked headers: []");
@@ -264,7 +264,7 @@ async fn proxy_identity_without_header_when_configured() {
 #[tokio::test]
 async fn malformed_header_from_a_trusted_proxy_is_400() {
     let f = fx();
-    let req = from_proxy(&f, &[("client-cert", ":not base64!:")]);
+    let req = from_proxy(f, &[("client-cert", ":not base64!:")]);
     let (status, body, err) = send(app(by_identity(ForwardedFormat::Rfc9440)), req).await;
     assert_eq!(
         (status, body.as_str()),
@@ -280,7 +280,7 @@ async fn malformed_header_from_a_trusted_proxy_is_400() {
 async fn oversized_header_from_a_trusted_proxy_is_400() {
     let f = fx();
     let huge = format!(":{}:", "A".repeat(mtls_core::forwarded::MAX_HEADER_LEN + 4));
-    let req = from_proxy(&f, &[("client-cert", &huge)]);
+    let req = from_proxy(f, &[("client-cert", &huge)]);
     let (status, _, _) = send(app(by_identity(ForwardedFormat::Rfc9440)), req).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
@@ -289,7 +289,7 @@ async fn oversized_header_from_a_trusted_proxy_is_400() {
 async fn repeated_client_cert_header_is_400() {
     let f = fx();
     let h = client_cert_header(&f.alice);
-    let req = from_proxy(&f, &[("client-cert", &h), ("client-cert", &h)]);
+    let req = from_proxy(f, &[("client-cert", &h), ("client-cert", &h)]);
     let (status, _, err) = send(app(by_identity(ForwardedFormat::Rfc9440)), req).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(
@@ -309,7 +309,7 @@ async fn xfcc_hash_mismatch_is_400() {
         b[i] = if b[i] == b'0' { b'1' } else { b'0' };
         String::from_utf8(b).unwrap()
     };
-    let req = from_proxy(&f, &[("x-forwarded-client-cert", &xfcc)]);
+    let req = from_proxy(f, &[("x-forwarded-client-cert", &xfcc)]);
     let (status, _, err) = send(app(by_identity(ForwardedFormat::Xfcc)), req).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{err:?}");
 }
@@ -320,12 +320,12 @@ async fn multi_hop_xfcc_uses_only_the_last_element() {
     let bob = f.pki.ca.leaf().common_name("bob").build();
     // An earlier hop claimed bob; the adjacent proxy says alice.
     let xfcc = format!("{},{}", xfcc_header(&bob), xfcc_header(&f.alice));
-    let req = from_proxy(&f, &[("x-forwarded-client-cert", &xfcc)]);
+    let req = from_proxy(f, &[("x-forwarded-client-cert", &xfcc)]);
     let (_, body, _) = send(app(by_identity(ForwardedFormat::Xfcc)), req).await;
     assert!(body.starts_with("CN=alice"), "{body}");
     // Two header lines are one list: the last line's last element counts.
     let req = from_proxy(
-        &f,
+        f,
         &[
             ("x-forwarded-client-cert", &xfcc_header(&f.alice)),
             ("x-forwarded-client-cert", &xfcc_header(&bob)),
@@ -339,7 +339,7 @@ async fn multi_hop_xfcc_uses_only_the_last_element() {
 async fn xfcc_element_without_cert_is_400() {
     let f = fx();
     let req = from_proxy(
-        &f,
+        f,
         &[(
             "x-forwarded-client-cert",
             "By=spiffe://x/y;URI=spiffe://a/b",
@@ -355,7 +355,7 @@ async fn nginx_escaped_cert_is_used_and_empty_means_no_certificate() {
     let f = fx();
     let format = ForwardedFormat::NginxEscapedCert(HeaderName::from_static("x-ssl-client-cert"));
     let header = nginx_escaped_cert_header(&f.alice);
-    let req = from_proxy(&f, &[("x-ssl-client-cert", &header)]);
+    let req = from_proxy(f, &[("x-ssl-client-cert", &header)]);
     let (_, body, _) = send(app(by_identity(format.clone())), req).await;
     assert!(body.starts_with("CN=alice via TrustedProxy"), "{body}");
     let req = request(
@@ -377,7 +377,7 @@ async fn reverification_refuses_a_forwarded_certificate_from_another_ca() {
         .reverify_with(vec![f.pki.ca.cert_der().clone()])
         .unwrap();
     let rogue = f.pki.rogue_ca.leaf().common_name("alice").build();
-    let req = from_proxy(&f, &[("client-cert", &client_cert_header(&rogue))]);
+    let req = from_proxy(f, &[("client-cert", &client_cert_header(&rogue))]);
     let (status, _, err) = send(app(layer.clone()), req).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(
@@ -386,7 +386,7 @@ async fn reverification_refuses_a_forwarded_certificate_from_another_ca() {
     );
     // A genuine one (with its intermediate in Client-Cert-Chain) passes.
     let req = from_proxy(
-        &f,
+        f,
         &[
             ("client-cert", &client_cert_header(&f.alice)),
             ("client-cert-chain", &client_cert_chain_header(&f.alice)),
