@@ -246,3 +246,33 @@ async fn watching_files_reloads_when_they_change() {
     assert_eq!(call(&pki, &server, &client).await.status(), Some(200));
     watcher.abort();
 }
+
+#[tokio::test]
+async fn a_stream_ended_by_a_reload_keeps_reading_end_of_stream() {
+    let pki = Pki::new();
+    let mut listener = listener(pki.config().build().unwrap(), |b| {
+        b.close_connections_on_reload()
+    })
+    .await;
+    let handle = listener.reload_handle();
+    let addr = listener.local_addr();
+    let client_cert = pki.ca.leaf().common_name("reader").build();
+    let config = TestClient::new(&pki.ca).with_cert(&client_cert).config();
+    let client = tokio::spawn(async move {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let tls = tokio_rustls::TlsConnector::from(config)
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+            .unwrap();
+        // Hold the connection open while the server reads.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        drop(tls);
+    });
+    let (mut stream, _) = listener.accept().await;
+    handle.reload(pki.config().build().unwrap());
+    let mut buf = [0u8; 16];
+    // A reader may ask again after end of stream (hyper does); it must get end of stream again.
+    assert_eq!(stream.read(&mut buf).await.unwrap(), 0);
+    assert_eq!(stream.read(&mut buf).await.unwrap(), 0);
+    client.abort();
+}

@@ -349,6 +349,7 @@ async fn accept_loop(settings: Settings, sink: Sink) {
                 inner: tls,
                 client_cert,
                 closer,
+                closed_by_reload: false,
             };
             sink.deliver(stream, peer).await;
         });
@@ -428,6 +429,9 @@ pub struct MtlsStream {
     client_cert: Option<ClientCert>,
     /// With `close_connections_on_reload`: completes at the next reload, which ends the stream.
     closer: Option<Pin<Box<dyn std::future::Future<Output = ()> + Send + Sync>>>,
+    /// The closer completed: every later read is end of stream too (a completed future must not
+    /// be polled again).
+    closed_by_reload: bool,
 }
 
 impl MtlsStream {
@@ -463,11 +467,16 @@ impl AsyncRead for MtlsStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if self.closed_by_reload {
+            return Poll::Ready(Ok(()));
+        }
         if let Some(closer) = &mut self.closer {
             if closer.as_mut().poll(cx).is_ready() {
                 // The configuration that admitted this client was replaced: end of stream, so
                 // the HTTP server closes the connection once the current response is written.
                 tracing::debug!(target: "mtls_tower::reload", "closing a connection from before the reload");
+                self.closer = None;
+                self.closed_by_reload = true;
                 return Poll::Ready(Ok(()));
             }
         }
