@@ -363,3 +363,40 @@ fn client_cert_records_its_source() {
         matches!(proxied.source(), crate::CertSource::TrustedProxy { header } if header == "x-forwarded-client-cert")
     );
 }
+
+/// A reload warns with the window the new configuration was built with, not the default.
+#[test]
+fn a_reload_warns_about_expiry_with_the_configured_window() {
+    use crate::{MtlsConfig, MtlsListener};
+    use std::time::Duration;
+
+    let pki = mtls_core::testing::TestPki::new();
+    // Test server certificates live 30 days: inside the default 30-day window, outside one day.
+    let server = pki.ca.server_cert("localhost");
+    let build = |window: Option<Duration>| {
+        let mut b = MtlsConfig::builder()
+            .server_cert(server.chain().to_vec(), server.key_der())
+            .client_ca_certs(vec![pki.ca.cert_der().clone()]);
+        if let Some(window) = window {
+            b = b.expiry_warning(window);
+        }
+        b.build().unwrap()
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = rt
+        .block_on(MtlsListener::bind("127.0.0.1:0", build(None)))
+        .unwrap();
+    let handle = listener.reload_handle();
+    let one_day = build(Some(Duration::from_secs(86400)));
+    let ((), logs) = with_logs(|| handle.reload(one_day));
+    assert!(!logs.contains("expires soon"), "{logs}");
+    let default_window = build(None);
+    let ((), logs) = with_logs(|| handle.reload(default_window));
+    assert!(
+        logs.contains("the server certificate expires soon"),
+        "{logs}"
+    );
+}

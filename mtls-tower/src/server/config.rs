@@ -34,6 +34,8 @@ use super::verifier::ClientAuthEkuVerifier;
 pub struct MtlsConfig {
     server_config: Arc<ServerConfig>,
     expiry: Option<CertExpiry>,
+    /// [`MtlsConfigBuilder::expiry_warning`]: used at build, at each reload, and every six hours.
+    expiry_warning: Duration,
 }
 
 /// When the certificates of a configuration expire: for metrics and alerts.
@@ -58,7 +60,7 @@ impl CertExpiry {
     }
 
     /// Logs a warning if the server certificate expires within `window` (or has expired).
-    pub(crate) fn warn_if_expiring(&self, window: Duration) {
+    fn warn_if_expiring(&self, window: Duration) {
         match self.server_time_left() {
             None => tracing::warn!(
                 target: "mtls_tower::expiry",
@@ -90,6 +92,14 @@ impl MtlsConfig {
     pub fn expiry(&self) -> Option<&CertExpiry> {
         self.expiry.as_ref()
     }
+
+    /// Logs a warning if the server certificate expires within this configuration's warning
+    /// window (or has expired); nothing without expiry information.
+    pub(crate) fn warn_if_expiring(&self) {
+        if let Some(expiry) = &self.expiry {
+            expiry.warn_if_expiring(self.expiry_warning);
+        }
+    }
 }
 
 impl From<Arc<ServerConfig>> for MtlsConfig {
@@ -98,6 +108,7 @@ impl From<Arc<ServerConfig>> for MtlsConfig {
         MtlsConfig {
             server_config,
             expiry: None,
+            expiry_warning: DEFAULT_EXPIRY_WARNING,
         }
     }
 }
@@ -571,10 +582,12 @@ impl MtlsConfigBuilder {
             server_not_after,
             client_cas: ca_expiry,
         };
-        expiry.warn_if_expiring(self.expiry_warning.unwrap_or(DEFAULT_EXPIRY_WARNING));
-        Ok(MtlsConfig {
+        let config = MtlsConfig {
             server_config: Arc::new(config),
             expiry: Some(expiry),
-        })
+            expiry_warning: self.expiry_warning.unwrap_or(DEFAULT_EXPIRY_WARNING),
+        };
+        config.warn_if_expiring();
+        Ok(config)
     }
 }

@@ -203,9 +203,7 @@ async fn expiry_watch(cell: Arc<ConfigCell>) {
     let mut tick = tokio::time::interval(Duration::from_secs(6 * 3600));
     loop {
         tick.tick().await;
-        if let Some(expiry) = cell.expiry() {
-            expiry.warn_if_expiring(super::config::DEFAULT_EXPIRY_WARNING);
-        }
+        cell.warn_if_expiring();
     }
 }
 

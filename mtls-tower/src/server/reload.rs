@@ -59,6 +59,11 @@ impl ConfigCell {
         self.with(|c| c.expiry().cloned())
     }
 
+    /// [`MtlsConfig::warn_if_expiring`] for the current configuration.
+    pub(crate) fn warn_if_expiring(&self) {
+        self.with(MtlsConfig::warn_if_expiring);
+    }
+
     fn swap(&self, config: MtlsConfig) {
         *self
             .current
@@ -119,9 +124,7 @@ impl ReloadHandle {
     /// Swaps in `config` for every new connection.
     pub fn reload(&self, config: impl Into<MtlsConfig>) {
         let config = config.into();
-        if let Some(expiry) = config.expiry() {
-            expiry.warn_if_expiring(super::config::DEFAULT_EXPIRY_WARNING);
-        }
+        config.warn_if_expiring();
         self.cell.swap(config);
         tracing::info!(
             target: "mtls_tower::reload",
