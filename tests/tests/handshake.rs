@@ -499,3 +499,15 @@ async fn require_cert_handlers_over_real_tls() {
         Some(404)
     );
 }
+
+#[tokio::test]
+async fn serving_a_listener_already_used_with_accept_is_an_error() {
+    let pki = Pki::new();
+    let mut listener = listener(pki.config().build().unwrap(), |b| b).await;
+    // Starts the listener's accept loop for `accept`; nobody connects.
+    let _ = tokio::time::timeout(Duration::from_millis(20), listener.accept()).await;
+    let err = mtls_tower::serve_with_shutdown(listener, app(), async {})
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("already accepting"), "{err}");
+}

@@ -247,18 +247,25 @@ impl Sink {
 impl MtlsListener {
     /// Runs the accept loop, serving each connection with `serve` in the task that completed its
     /// handshake, until `signal`; then stops accepting and returns. Used by [`crate::serve`].
+    ///
+    /// # Errors
+    /// When [`accept`](MtlsListener::accept) was already called on this listener: its accept loop
+    /// hands connections to `accept`, so serving it as well would serve nothing.
     pub(crate) async fn serve_each(
         mut self,
         serve: ServeConnection,
         signal: impl std::future::Future<Output = ()>,
-    ) {
+    ) -> io::Result<()> {
         if self.running.is_some() {
-            tracing::error!(target: "mtls_tower::listener", "listener already accepting; cannot serve it again");
-            return;
+            return Err(io::Error::other(
+                "this MtlsListener is already accepting (accept() was called on it); \
+                 serve a listener that has not been used",
+            ));
         }
         self.start(Sink::Serve(serve), None);
         signal.await;
         // Dropping the listener aborts the accept loop: no new connections.
+        Ok(())
     }
 
     /// Starts the accept loop (and the expiry warnings) inside the runtime, once.

@@ -110,6 +110,10 @@ where
 /// request. `app` is called once per request; an error it returns resets that request's HTTP/2
 /// stream, or closes an HTTP/1.1 connection (axum's `Router` and tonic's `Routes` never return
 /// one).
+///
+/// # Errors
+/// When [`MtlsListener::accept`] was already called on `listener` (its connections go to
+/// `accept`, so there would be nothing to serve).
 pub async fn serve_with_shutdown<S, B, F>(
     listener: MtlsListener,
     app: S,
@@ -167,7 +171,7 @@ where
             let _ = conn.await;
         })
     });
-    listener.serve_each(serve, signal).await;
+    listener.serve_each(serve, signal).await?;
     tracing::info!(target: "mtls_tower::serve", "stopped accepting; waiting for open connections to finish");
     let _ = shutdown_tx.send(());
     shutdown_tx.closed().await;
