@@ -11,7 +11,6 @@ pub use mtls_core::Policy;
 
 use crate::cert::ClientCert;
 use crate::layer::Enforcement;
-use crate::rejection::{DefaultRejection, RejectionResponse};
 
 /// What a `#[require_cert]` guard enforces: the same decision as the layer's.
 #[derive(Debug)]
@@ -51,9 +50,8 @@ impl<S: Send + Sync, P: GuardPolicy> FromRequestParts<S> for CertGuard<P> {
         else {
             return Ok(CertGuard(PhantomData));
         };
-        let mut response: Response = DefaultRejection::text().response(&rejection);
-        response.extensions_mut().insert(rejection);
-        Err(response.into_response())
+        // The layer's default response, with the rejection in its extensions.
+        Err(rejection.into_response())
     }
 }
 

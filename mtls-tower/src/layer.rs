@@ -138,13 +138,9 @@ impl RequireClientCertLayer {
 }
 
 impl<R> RequireClientCertLayer<R> {
-    fn map_config(self, f: impl FnOnce(&mut Enforcement)) -> Self {
-        let mut config = (*self.config).clone();
-        f(&mut config);
-        RequireClientCertLayer {
-            config: Arc::new(config),
-            responder: self.responder,
-        }
+    fn map_config(mut self, f: impl FnOnce(&mut Enforcement)) -> Self {
+        f(Arc::make_mut(&mut self.config));
+        self
     }
 
     /// Answers policy denials with 404 instead of 403, so that a client cannot tell a protected

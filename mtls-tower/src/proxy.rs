@@ -202,12 +202,9 @@ impl TrustedProxyLayer {
         }
     }
 
-    fn map(self, f: impl FnOnce(&mut ProxyConfig)) -> Self {
-        let mut config = (*self.config).clone();
-        f(&mut config);
-        TrustedProxyLayer {
-            config: Arc::new(config),
-        }
+    fn map(mut self, f: impl FnOnce(&mut ProxyConfig)) -> Self {
+        f(Arc::make_mut(&mut self.config));
+        self
     }
 
     /// When a trusted proxy sends no header, keep the proxy's own identity (instead of "no client

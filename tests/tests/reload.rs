@@ -197,7 +197,7 @@ async fn expiry_is_visible_for_metrics() {
     let server_days = expiry.server_time_left().unwrap().as_secs() / 86400;
     assert!((28..=30).contains(&server_days), "{server_days}");
     assert_eq!(expiry.client_cas.len(), 1);
-    assert!(expiry.first_ca_time_left().unwrap() > Duration::from_secs(300 * 86400));
+    assert!(expiry.earliest_ca_time_left().unwrap() > Duration::from_secs(300 * 86400));
 }
 
 #[tokio::test]

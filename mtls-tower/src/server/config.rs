@@ -53,8 +53,8 @@ impl CertExpiry {
         self.server_not_after.duration_since(SystemTime::now()).ok()
     }
 
-    /// Time left until the first client CA expires (`None` when one already has).
-    pub fn first_ca_time_left(&self) -> Option<Duration> {
+    /// Time left until the client CA that expires first expires (`None` when one already has).
+    pub fn earliest_ca_time_left(&self) -> Option<Duration> {
         let first = self.client_cas.iter().map(|(_, t)| *t).min()?;
         first.duration_since(SystemTime::now()).ok()
     }
@@ -180,8 +180,13 @@ pub enum ConfigError {
     #[error("the server private key does not match the server certificate: {0}")]
     KeyMismatch(#[source] rustls::Error),
     /// A required part was not configured.
-    #[error("no {0} configured; call `{1}`")]
-    Missing(&'static str, &'static str),
+    #[error("no {what} configured; call {setters}")]
+    Missing {
+        /// What is missing.
+        what: &'static str,
+        /// The builder methods that set it.
+        setters: &'static str,
+    },
     /// Neither the `ring` nor the `aws-lc-rs` feature is enabled and no provider was given.
     #[error("no crypto provider: enable the `ring` or `aws-lc-rs` feature of mtls-tower, or call `crypto_provider(..)`")]
     NoCryptoProvider,
@@ -441,19 +446,19 @@ impl MtlsConfigBuilder {
                 })
             }
             Some(ServerSource::Memory(chain, key)) => Ok((chain.clone(), key.clone_key())),
-            None => Err(ConfigError::Missing(
-                "server certificate",
-                "server_cert_pem_files(..) or server_cert(..)",
-            )),
+            None => Err(ConfigError::Missing {
+                what: "server certificate",
+                setters: "`server_cert_pem_files(..)` or `server_cert(..)`",
+            }),
         }
     }
 
     fn load_client_ca(&self) -> Result<(RootCertStore, Vec<(String, SystemTime)>), ConfigError> {
         const WHAT: &str = "client CA bundle";
-        let source = self.client_ca.as_ref().ok_or(ConfigError::Missing(
-            WHAT,
-            "client_ca_pem_file(..) or client_ca_certs(..)",
-        ))?;
+        let source = self.client_ca.as_ref().ok_or(ConfigError::Missing {
+            what: WHAT,
+            setters: "`client_ca_pem_file(..)` or `client_ca_certs(..)`",
+        })?;
         let name = source.name();
         let certs = match source {
             Source::File(path) => pem_certs(WHAT, &name, &read(WHAT, path)?)?,

@@ -7,6 +7,7 @@ use http::Request;
 use tower_service::Service;
 
 use crate::cert::ClientCert;
+use crate::server::MtlsStream;
 
 /// A per-connection service that inserts the connection's [`ClientCert`] (and, with the `axum`
 /// feature, `axum::extract::ConnectInfo<SocketAddr>`) into every request, then calls `inner`.
@@ -24,7 +25,7 @@ use crate::cert::ClientCert;
 /// # async fn run(mut listener: MtlsListener, app: axum::Router) {
 /// loop {
 ///     let (stream, peer) = listener.accept().await; // handshake done, identity parsed once
-///     let svc = AddClientCert::new(app.clone(), stream.client_cert().cloned()).with_remote_addr(peer);
+///     let svc = AddClientCert::for_stream(app.clone(), &stream, peer);
 ///     tokio::spawn(async move {
 ///         let _ = auto::Builder::new(TokioExecutor::new())
 ///             .serve_connection(TokioIo::new(stream), TowerToHyperService::new(svc))
@@ -51,6 +52,21 @@ impl<S> AddClientCert<S> {
             remote_addr: None,
             local_addr: None,
         }
+    }
+
+    /// Wraps `inner` for the connection `stream` from `peer` (what
+    /// [`MtlsListener::accept`](crate::MtlsListener::accept) returns): its certificate, the peer
+    /// address and, with the `tonic` feature, the local address.
+    pub fn for_stream(inner: S, stream: &MtlsStream, peer: SocketAddr) -> Self {
+        let service =
+            AddClientCert::new(inner, stream.client_cert().cloned()).with_remote_addr(peer);
+        // For tonic's `Request::local_addr`; one getsockname per connection, only with `tonic`.
+        #[cfg(feature = "tonic")]
+        let service = match stream.get_ref().get_ref().0.local_addr() {
+            Ok(local) => service.with_local_addr(local),
+            Err(_) => service,
+        };
+        service
     }
 
     /// Also inserts [`PeerAddr`](crate::PeerAddr)`(addr)`, with the `axum` feature

@@ -45,7 +45,7 @@ pub struct MtlsListener {
     local_addr: SocketAddr,
     cell: Arc<ConfigCell>,
     /// Until the first `accept`, which starts the accept loop inside the runtime.
-    pending: Option<Box<Settings>>,
+    pending: Option<Settings>,
     running: Option<Running>,
 }
 
@@ -58,7 +58,6 @@ struct Running {
 
 struct Settings {
     tcp: TcpListener,
-    cell: Arc<ConfigCell>,
     handshake_timeout: Duration,
     max_handshakes: usize,
 }
@@ -127,16 +126,14 @@ impl MtlsListenerBuilder {
 
     /// The listener. It starts accepting on its first [`accept`](MtlsListener::accept).
     pub fn build(self) -> io::Result<MtlsListener> {
-        let cell = Arc::new(ConfigCell::new(self.config, self.close_on_reload));
         Ok(MtlsListener {
             local_addr: self.tcp.local_addr()?,
-            cell: cell.clone(),
-            pending: Some(Box::new(Settings {
+            cell: Arc::new(ConfigCell::new(self.config, self.close_on_reload)),
+            pending: Some(Settings {
                 tcp: self.tcp,
-                cell,
                 handshake_timeout: self.handshake_timeout,
                 max_handshakes: self.max_handshakes,
-            })),
+            }),
             running: None,
         })
     }
@@ -273,17 +270,16 @@ impl MtlsListener {
         if let Some(settings) = self.pending.take() {
             self.running = Some(Running {
                 incoming,
-                task: tokio::spawn(accept_loop(*settings, sink)),
+                task: tokio::spawn(accept_loop(settings, self.cell.clone(), sink)),
                 expiry_watch: tokio::spawn(expiry_watch(self.cell.clone())),
             });
         }
     }
 }
 
-async fn accept_loop(settings: Settings, sink: Sink) {
+async fn accept_loop(settings: Settings, cell: Arc<ConfigCell>, sink: Sink) {
     let Settings {
         tcp,
-        cell,
         handshake_timeout,
         max_handshakes,
     } = settings;

@@ -59,10 +59,11 @@ impl<S: Clone> Service<IncomingStream<'_, MtlsListener>> for MtlsMakeService<S> 
     }
 
     fn call(&mut self, stream: IncomingStream<'_, MtlsListener>) -> Self::Future {
-        let cert = stream.io().client_cert().cloned();
-        ready(Ok(
-            AddClientCert::new(self.app.clone(), cert).with_remote_addr(*stream.remote_addr())
-        ))
+        ready(Ok(AddClientCert::for_stream(
+            self.app.clone(),
+            stream.io(),
+            *stream.remote_addr(),
+        )))
     }
 }
 
@@ -143,13 +144,7 @@ where
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
-        let service = AddClientCert::new(app, stream.client_cert().cloned()).with_remote_addr(peer);
-        // For tonic's `Request::local_addr`; one getsockname per connection, only with `tonic`.
-        #[cfg(feature = "tonic")]
-        let service = match stream.get_ref().get_ref().0.local_addr() {
-            Ok(local) => service.with_local_addr(local),
-            Err(_) => service,
-        };
+        let service = AddClientCert::for_stream(app, &stream, peer);
         let builder = builder.clone();
         let mut shutdown = shutdown_rx.clone();
         Box::pin(async move {

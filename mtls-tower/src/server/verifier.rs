@@ -49,11 +49,14 @@ impl ClientCertVerifier for ClientAuthEkuVerifier {
             .inner
             .verify_client_cert(end_entity, intermediates, now)?;
         if self.require_eku {
-            match leaf_eku(end_entity) {
-                Ok(Some(has_client_auth)) if has_client_auth => {}
+            // This parses the leaf a second time per handshake (the listener parses it again
+            // into the connection's identity); the signatures cost far more, and the alert must
+            // be sent from inside the handshake.
+            match ClientIdentity::from_der(end_entity) {
+                Ok(id) if id.has_extended_key_usage(&Oid::CLIENT_AUTH) => {}
                 // No EKU extension, or one without clientAuth: "unsupported_certificate" alert.
                 Ok(_) => return Err(CertificateError::InvalidPurpose.into()),
-                Err(()) => return Err(CertificateError::BadEncoding.into()),
+                Err(_) => return Err(CertificateError::BadEncoding.into()),
             }
         }
         Ok(verified)
@@ -80,14 +83,4 @@ impl ClientCertVerifier for ClientAuthEkuVerifier {
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.inner.supported_verify_schemes()
     }
-}
-
-/// `Ok(None)`: no EKU extension; `Ok(Some(b))`: whether it lists clientAuth. This parses the leaf
-/// a second time per handshake (the listener parses it again into the connection's identity); the
-/// handshake's signatures cost far more, and the alert must be sent from inside the handshake.
-fn leaf_eku(der: &[u8]) -> Result<Option<bool>, ()> {
-    let id = ClientIdentity::from_der(der).map_err(|_| ())?;
-    Ok(id
-        .extended_key_usage()
-        .map(|ekus| ekus.contains(&Oid::CLIENT_AUTH)))
 }
