@@ -11,18 +11,21 @@
 //! - the whole server: workloads of the trust domain `example.org` only
 //!   (`RequireClientCertLayer::new(..).grpc()`: denials are gRPC statuses, not HTTP 403);
 //! - `SayHello`: the billing and ops namespaces (`#[require_cert]` on the method);
-//! - `SetGreeting`: the ops admin only.
+//! - `SetGreeting`: the ops admin only;
+//! - every call: the client's `grpc-timeout` deadline, at most 30 s (`GrpcTimeoutLayer`).
 
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
 use std::process::ExitCode;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use mtls_examples::greeter::{
     Greeter, GreeterClient, GreeterServer, HelloReply, HelloRequest, SetGreetingReply,
     SetGreetingRequest,
 };
 use mtls_examples::{describe_grpc, grpc_channel, tls_alert, Checks};
+use mtls_tower::grpc::GrpcTimeoutLayer;
 use mtls_tower::testing::{TestCert, TestPki};
 use mtls_tower::{require_cert, MtlsConfig, MtlsListener, Policy, RequireClientCertLayer};
 use tonic::service::Routes;
@@ -138,6 +141,11 @@ async fn main() -> ExitCode {
     let app = RequireClientCertLayer::new(trust_domain)
         .grpc()
         .layer(routes);
+    // Outermost: clients' `grpc-timeout` deadlines, and at most 30 s a call, as tonic's own
+    // `Server` would enforce.
+    let app = GrpcTimeoutLayer::new()
+        .max(Duration::from_secs(30))
+        .layer(app);
     tokio::spawn(mtls_tower::serve(listener, app));
     println!(
         "gRPC server on https://{addr} (client CA pinned, TLS 1.3, client certificate required)\n"

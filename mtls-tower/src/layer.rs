@@ -297,7 +297,9 @@ fn log_rejection(
 }
 
 pin_project! {
-    /// The response future of [`RequireClientCert`].
+    /// The response future of this crate's middleware ([`RequireClientCert`],
+    /// [`TrustedProxy`](crate::TrustedProxy), `grpc::GrpcTimeout`): the inner service's
+    /// future, or a response the middleware answered with itself.
     pub struct ResponseFuture<F, B> {
         #[pin]
         kind: Kind<F, B>,

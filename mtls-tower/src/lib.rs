@@ -98,6 +98,7 @@
 //! - `server` (default): [`MtlsConfig`], [`MtlsListener`], [`AddClientCert`] (tokio, rustls).
 //! - `ring` (default) / `aws-lc-rs`: the crypto provider [`MtlsConfig`] uses unless given one.
 //! - `tonic`: gRPC. [`grpc`]: rejections as gRPC statuses, the certificate in tonic handlers,
+//!   clients' deadlines ([`grpc::GrpcTimeoutLayer`]),
 //!   `#[require_cert]` on service methods; [`serve`] takes a tonic `Routes`.
 //! - `serde`: policies from configuration files.
 //! - `testing`: [`testing`], the test PKI and an HTTPS test client that presents a chosen

@@ -11,8 +11,10 @@ use mtls_examples::greeter::{
 };
 use mtls_examples::{grpc_channel, handshake_refused, tls_alert};
 use mtls_tests::{Pki, Server, TempDir};
+use mtls_tower::grpc::GrpcTimeoutLayer;
 use mtls_tower::testing::{client_cert_header, xfcc_header, TestCert};
 use mtls_tower::{require_cert, MtlsConfig, Policy, RequireClientCertLayer};
+use std::time::{Duration, Instant};
 use tonic::service::Routes;
 use tonic::transport::Channel;
 use tonic::{Code, Request, Response, Status};
@@ -21,6 +23,8 @@ use tower::Layer;
 const BILLING: &str = "spiffe://example.org/ns/billing/sa/api";
 const WEB: &str = "spiffe://example.org/ns/web/sa/frontend";
 const ADMIN: &str = "spiffe://example.org/ns/ops/sa/admin";
+/// A `HelloRequest` with this name takes a minute to answer.
+const SLOW: &str = "slow";
 
 struct TestGreeter;
 
@@ -33,6 +37,9 @@ impl Greeter for TestGreeter {
         &self,
         request: Request<HelloRequest>,
     ) -> Result<Response<HelloReply>, Status> {
+        if request.get_ref().name == SLOW {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        }
         let caller = mtls_tower::grpc::client_cert(&request)?
             .spiffe_id()
             .map(ToString::to_string)
@@ -358,4 +365,30 @@ async fn grpcio_client_without_certificate_or_from_a_rogue_ca_is_refused() {
     assert!(grpcio(&pki, &server, Some(&billing), "SayHello")
         .await
         .starts_with("OK "));
+}
+
+#[tokio::test]
+async fn a_call_past_the_server_deadline_ends_with_deadline_exceeded() {
+    let pki = Pki::new();
+    let routes = Routes::new(GreeterServer::new(TestGreeter));
+    let app = GrpcTimeoutLayer::new()
+        .max(Duration::from_millis(300))
+        .layer(trust_domain().grpc().layer(routes));
+    let server = Server::start(pki.config().build().unwrap(), app).await;
+    let billing = spiffe(&pki, BILLING);
+    let mut client = client(&pki, &server, Some(&billing));
+
+    let started = Instant::now();
+    let request = HelloRequest { name: SLOW.into() };
+    let status = client.say_hello(request).await.unwrap_err();
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status}");
+    assert_eq!(status.message(), "deadline exceeded");
+    // The method sleeps a minute; the deadline ended the call long before that.
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+    // A call within the deadline on the same connection is answered.
+    assert!(say_hello(&mut client).await.is_ok());
 }
