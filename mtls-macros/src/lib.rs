@@ -53,7 +53,8 @@
 //!
 //! # On tonic service methods
 //! A method taking `&self` is guarded as a tonic service method: `async fn m(&self, request:
-//! tonic::Request<T>) -> Result<tonic::Response<U>, tonic::Status>`, inside a
+//! tonic::Request<T>) -> Result<tonic::Response<U>, tonic::Status>` (`T` a `tonic::Streaming<..>`
+//! and `U` a stream for the streaming shapes), inside a
 //! `#[tonic::async_trait]` impl (as tonic-build generates the traits) or as a plain `async fn`.
 //! Same keys, same compile-time checks; the check runs first in the body and returns
 //! `Err(Status::unauthenticated(..))` without a certificate, `Err(Status::permission_denied(..))`

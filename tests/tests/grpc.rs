@@ -1,4 +1,5 @@
-//! gRPC end to end: the example protocol (`greeter.Greeter`) served by `mtls_tower::serve` over
+//! gRPC end to end: the example protocol (`greeter.Greeter`, and `greeter.Streams` for the
+//! streaming shapes) served by `mtls_tower::serve` over
 //! real TLS on 127.0.0.1, called by tonic clients with tonic's own rustls client
 //! (`ClientTlsConfig`). Policies come from `#[require_cert]` on the service methods and from a
 //! server-wide `RequireClientCertLayer::grpc()`.
@@ -7,17 +8,19 @@
 
 use mtls_examples::greeter::{
     Greeter, GreeterClient, GreeterServer, HelloReply, HelloRequest, SetGreetingReply,
-    SetGreetingRequest,
+    SetGreetingRequest, Streams, StreamsClient, StreamsServer,
 };
 use mtls_examples::{grpc_channel, handshake_refused, tls_alert};
 use mtls_tests::{Pki, Server, TempDir};
 use mtls_tower::grpc::GrpcTimeoutLayer;
 use mtls_tower::testing::{client_cert_header, xfcc_header, TestCert};
 use mtls_tower::{require_cert, MtlsConfig, Policy, RequireClientCertLayer};
+use std::pin::Pin;
 use std::time::{Duration, Instant};
+use tokio_stream::{Stream, StreamExt};
 use tonic::service::Routes;
 use tonic::transport::Channel;
-use tonic::{Code, Request, Response, Status};
+use tonic::{Code, Request, Response, Status, Streaming};
 use tower::Layer;
 
 const BILLING: &str = "spiffe://example.org/ns/billing/sa/api";
@@ -391,4 +394,149 @@ async fn a_call_past_the_server_deadline_ends_with_deadline_exceeded() {
     );
     // A call within the deadline on the same connection is answered.
     assert!(say_hello(&mut client).await.is_ok());
+}
+
+/// The replies of a server-streaming method.
+type Replies = Pin<Box<dyn Stream<Item = Result<HelloReply, Status>> + Send>>;
+
+/// The three streaming shapes, each under the same method policy: the billing namespace.
+struct TestStreams;
+
+/// The caller's SPIFFE ID, for the replies.
+fn caller<T>(request: &Request<T>) -> Result<String, Status> {
+    let cert = mtls_tower::grpc::client_cert(request)?;
+    Ok(cert
+        .spiffe_id()
+        .map(ToString::to_string)
+        .unwrap_or_default())
+}
+
+#[tonic::async_trait]
+impl Streams for TestStreams {
+    type RepeatStream = Replies;
+
+    #[require_cert(spiffe_path_prefix = "/ns/billing")]
+    async fn repeat(&self, request: Request<HelloRequest>) -> Result<Response<Replies>, Status> {
+        let caller = caller(&request)?;
+        let name = request.into_inner().name;
+        let replies: Vec<_> = (1..=3)
+            .map(|i| {
+                let message = format!("{i} {name} {caller}");
+                Ok(HelloReply { message })
+            })
+            .collect();
+        Ok(Response::new(Box::pin(tokio_stream::iter(replies))))
+    }
+
+    #[require_cert(spiffe_path_prefix = "/ns/billing")]
+    async fn collect(
+        &self,
+        request: Request<Streaming<HelloRequest>>,
+    ) -> Result<Response<HelloReply>, Status> {
+        let caller = caller(&request)?;
+        let mut requests = request.into_inner();
+        let mut names = Vec::new();
+        while let Some(request) = requests.message().await? {
+            names.push(request.name);
+        }
+        let message = format!("{} {caller}", names.join(","));
+        Ok(Response::new(HelloReply { message }))
+    }
+
+    type ChatStream = Replies;
+
+    #[require_cert(spiffe_path_prefix = "/ns/billing")]
+    async fn chat(
+        &self,
+        request: Request<Streaming<HelloRequest>>,
+    ) -> Result<Response<Replies>, Status> {
+        let caller = caller(&request)?;
+        let replies = request.into_inner().map(move |request| {
+            let message = format!("{} {caller}", request?.name);
+            Ok(HelloReply { message })
+        });
+        Ok(Response::new(Box::pin(replies)))
+    }
+}
+
+/// Every message of a server stream.
+async fn all_replies(mut replies: Streaming<HelloReply>) -> Result<Vec<String>, Status> {
+    let mut messages = Vec::new();
+    while let Some(reply) = replies.message().await? {
+        messages.push(reply.message);
+    }
+    Ok(messages)
+}
+
+/// Calls the three streaming methods; each answer is every message the client received.
+async fn call_streams(
+    pki: &Pki,
+    server: &Server,
+    cert: Option<&TestCert>,
+) -> [Result<Vec<String>, Status>; 3] {
+    let channel = grpc_channel(server.addr, pki.ca.cert_pem(), cert).unwrap();
+    let mut client = StreamsClient::new(channel);
+    let hello = |name: &str| HelloRequest { name: name.into() };
+    let repeat = match client.repeat(hello("ann")).await {
+        Ok(replies) => all_replies(replies.into_inner()).await,
+        Err(status) => Err(status),
+    };
+    let requests = tokio_stream::iter([hello("ann"), hello("bob")]);
+    let collect = client
+        .collect(requests)
+        .await
+        .map(|reply| vec![reply.into_inner().message]);
+    let requests = tokio_stream::iter([hello("ann"), hello("bob")]);
+    let chat = match client.chat(requests).await {
+        Ok(replies) => all_replies(replies.into_inner()).await,
+        Err(status) => Err(status),
+    };
+    [repeat, collect, chat]
+}
+
+/// Serves `TestStreams` with no server-wide layer: only the methods' own checks.
+async fn start_streams(config: MtlsConfig) -> Server {
+    Server::start(config, Routes::new(StreamsServer::new(TestStreams))).await
+}
+
+#[tokio::test]
+async fn streaming_methods_serve_a_client_their_policy_allows() {
+    let pki = Pki::new();
+    let server = start_streams(pki.config().build().unwrap()).await;
+    let billing = spiffe(&pki, BILLING);
+    let [repeat, collect, chat] = call_streams(&pki, &server, Some(&billing)).await;
+    assert_eq!(
+        repeat.unwrap(),
+        [1, 2, 3].map(|i| format!("{i} ann {BILLING}"))
+    );
+    assert_eq!(collect.unwrap(), [format!("ann,bob {BILLING}")]);
+    assert_eq!(
+        chat.unwrap(),
+        [format!("ann {BILLING}"), format!("bob {BILLING}")]
+    );
+}
+
+#[tokio::test]
+async fn streaming_methods_deny_a_client_outside_their_policy_before_any_message() {
+    let pki = Pki::new();
+    let server = start_streams(pki.config().build().unwrap()).await;
+    let web = spiffe(&pki, WEB);
+    let answers = call_streams(&pki, &server, Some(&web)).await;
+    for (method, answer) in ["repeat", "collect", "chat"].into_iter().zip(answers) {
+        let status = answer.unwrap_err();
+        assert_eq!(status.code(), Code::PermissionDenied, "{method}: {status}");
+        assert_eq!(status.message(), "permission denied", "{method}");
+    }
+}
+
+#[tokio::test]
+async fn streaming_methods_without_a_certificate_are_unauthenticated() {
+    let pki = Pki::new();
+    let config = pki.config().client_auth_optional().build().unwrap();
+    let server = start_streams(config).await;
+    let answers = call_streams(&pki, &server, None).await;
+    for (method, answer) in ["repeat", "collect", "chat"].into_iter().zip(answers) {
+        let status = answer.unwrap_err();
+        assert_eq!(status.code(), Code::Unauthenticated, "{method}: {status}");
+    }
 }

@@ -93,7 +93,9 @@
 //! [`client_cert`] returns the request's certificate or `UNAUTHENTICATED`. For a policy per
 //! method, put `#[require_cert(..)]` on the method inside the `#[tonic::async_trait] impl`: same
 //! keys and compile-time checks as on axum handlers; a request without a certificate gets
-//! `Err(Status::unauthenticated(..))`, a denial `Err(Status::permission_denied(..))`.
+//! `Err(Status::unauthenticated(..))`, a denial `Err(Status::permission_denied(..))`. Streaming
+//! methods too (`Request<Streaming<T>>`, a stream response): the check runs before the first
+//! message is read or sent.
 //! `deny = "not_found"` is refused on methods: tonic decodes the request before the method runs,
 //! so a method cannot pass for a missing one; the layer's
 //! [`deny_as_not_found`](RequireClientCertLayer::deny_as_not_found), which runs before routing,
