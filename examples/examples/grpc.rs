@@ -136,16 +136,16 @@ async fn main() -> ExitCode {
         greeting: Mutex::new("hello".into()),
     };
     let routes = Routes::new(GreeterServer::new(greeter));
-    // Server-wide: the trust domain. The methods' own policies add to it.
+    // Clients' `grpc-timeout` deadlines, and at most 30 s a call (tonic's own `Server` would
+    // enforce the deadlines; `serve` leaves that to this layer).
+    let routes = GrpcTimeoutLayer::new()
+        .max(Duration::from_secs(30))
+        .layer(routes);
+    // Server-wide, outermost: the trust domain. The methods' own policies add to it.
     let trust_domain = Policy::trust_domain("example.org").unwrap();
     let app = RequireClientCertLayer::new(trust_domain)
         .grpc()
         .layer(routes);
-    // Outermost: clients' `grpc-timeout` deadlines, and at most 30 s a call, as tonic's own
-    // `Server` would enforce.
-    let app = GrpcTimeoutLayer::new()
-        .max(Duration::from_secs(30))
-        .layer(app);
     tokio::spawn(mtls_tower::serve(listener, app));
     println!(
         "gRPC server on https://{addr} (client CA pinned, TLS 1.3, client certificate required)\n"

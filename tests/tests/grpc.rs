@@ -374,9 +374,10 @@ async fn grpcio_client_without_certificate_or_from_a_rogue_ca_is_refused() {
 async fn a_call_past_the_server_deadline_ends_with_deadline_exceeded() {
     let pki = Pki::new();
     let routes = Routes::new(GreeterServer::new(TestGreeter));
-    let app = GrpcTimeoutLayer::new()
+    let routes = GrpcTimeoutLayer::new()
         .max(Duration::from_millis(300))
-        .layer(trust_domain().grpc().layer(routes));
+        .layer(routes);
+    let app = trust_domain().grpc().layer(routes);
     let server = Server::start(pki.config().build().unwrap(), app).await;
     let billing = spiffe(&pki, BILLING);
     let mut client = client(&pki, &server, Some(&billing));
@@ -539,4 +540,62 @@ async fn streaming_methods_without_a_certificate_are_unauthenticated() {
         let status = answer.unwrap_err();
         assert_eq!(status.code(), Code::Unauthenticated, "{method}: {status}");
     }
+}
+
+/// `SayHello("slow")` written by hand over HTTP/1.1 with the given `grpc-timeout`, returning the
+/// response head and how long it took. tonic's client enforces a deadline it sends on its own,
+/// so only a hand-made call shows that the server enforces it.
+async fn hand_made_slow_call(
+    pki: &Pki,
+    server: &Server,
+    cert: &TestCert,
+    grpc_timeout: &str,
+) -> (String, Duration) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let config = mtls_tower::testing::TestClient::new(&pki.ca)
+        .with_cert(cert)
+        .config();
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    // One gRPC message: not compressed, 6 bytes long, field 1 = "slow".
+    let message = b"\x00\x00\x00\x00\x06\x0a\x04slow";
+    let head = format!(
+        "POST /greeter.Greeter/SayHello HTTP/1.1\r\nhost: localhost\r\n\
+         content-type: application/grpc\r\nte: trailers\r\ngrpc-timeout: {grpc_timeout}\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n",
+        message.len()
+    );
+    let started = Instant::now();
+    tls.write_all(head.as_bytes()).await.unwrap();
+    tls.write_all(message).await.unwrap();
+    let mut response = Vec::new();
+    tls.read_to_end(&mut response).await.unwrap();
+    let response = String::from_utf8_lossy(&response).to_ascii_lowercase();
+    (response, started.elapsed())
+}
+
+#[tokio::test]
+async fn the_server_enforces_the_deadline_a_client_sends() {
+    let pki = Pki::new();
+    let routes = GrpcTimeoutLayer::new().layer(Routes::new(GreeterServer::new(TestGreeter)));
+    let server = Server::start(pki.config().build().unwrap(), routes).await;
+    let billing = spiffe(&pki, BILLING);
+
+    let (response, took) = hand_made_slow_call(&pki, &server, &billing, "300m").await;
+    assert!(response.starts_with("http/1.1 200"), "{response}");
+    assert!(response.contains("grpc-status: 4\r\n"), "{response}");
+    // The method sleeps a minute; the client's deadline ended the call long before that.
+    assert!(took < Duration::from_secs(30), "{took:?}");
+
+    let (response, _) = hand_made_slow_call(&pki, &server, &billing, "+1S").await;
+    assert!(response.contains("grpc-status: 13\r\n"), "{response}");
+    assert!(
+        response.contains("grpc-message: malformed%20grpc-timeout\r\n"),
+        "{response}"
+    );
 }

@@ -20,18 +20,27 @@ use crate::layer::ResponseFuture;
 const GRPC_TIMEOUT: &str = "grpc-timeout";
 
 /// Ends a gRPC call that runs past its deadline with `DEADLINE_EXCEEDED`: the deadline the client
-/// sent in `grpc-timeout`, bounded by [`max`](Self::max) when set. What tonic's own `Server`
-/// does, for tonic services served by [`serve`](crate::serve).
+/// sent in `grpc-timeout`, bounded by [`max`](Self::max) when set. For tonic services served by
+/// [`serve`](crate::serve), which, unlike tonic's own `Server`, does not read `grpc-timeout`.
 ///
+/// - tonic's `Server` enforces the same deadlines but ends a late call with `CANCELLED` ("Timeout
+///   expired"); this layer answers `DEADLINE_EXCEEDED`, the code gRPC defines for it. Alerts or
+///   retry policies that match tonic's `CANCELLED` need changing.
 /// - The deadline covers the service's future, up to the response headers; a call still streaming
-///   its response body past it is not cut (as in tonic's `Server`).
-/// - A malformed `grpc-timeout` (not 1 to 8 digits and one of the units `H M S m u n`) is
-///   answered with `INTERNAL` and the service is not called, as grpc-go does; tonic's `Server`
-///   ignores such a header instead.
+///   its response body past it is not cut (as in tonic's `Server`). The late call's future is
+///   dropped, so its work stops.
+/// - A malformed `grpc-timeout` is answered with `INTERNAL` ("malformed grpc-timeout") and the
+///   service is not called, as grpc-go answers it (tonic's `Server` ignores such a header). The
+///   format is read strictly, more so than grpc-go: 1 to 8 ASCII digits (no sign) and one of the
+///   units `H M S m u n`, in a single header.
 /// - Without a `grpc-timeout` and without `max`, calls are not bounded.
 ///
-/// Put it outside the [`RequireClientCertLayer`](crate::RequireClientCertLayer), so that the
-/// deadline covers the whole call:
+/// Every response it makes is a gRPC one (HTTP 200 and a `grpc-status`): put it around gRPC routes
+/// only, not around REST routes merged into the same router, where a timed-out request would look
+/// like a `200 OK`. Put it inside the [`RequireClientCertLayer`](crate::RequireClientCertLayer):
+/// a request is then authenticated before anything else (no timer, no answer about its header,
+/// for a client without a certificate), and as the certificate check does not wait, the deadline
+/// still covers the whole call.
 ///
 /// ```
 /// use std::time::Duration;
@@ -65,13 +74,13 @@ pub struct GrpcTimeoutLayer {
 
 impl GrpcTimeoutLayer {
     /// Enforces the deadline each client sends; calls without one are not bounded.
-    pub fn new() -> GrpcTimeoutLayer {
+    pub fn new() -> Self {
         GrpcTimeoutLayer { max: None }
     }
 
     /// Bounds every call to `max`, whatever the client asks for (tonic's `Server::timeout`): the
     /// deadline is the shorter of `max` and the client's `grpc-timeout`.
-    pub fn max(self, max: Duration) -> GrpcTimeoutLayer {
+    pub fn max(self, max: Duration) -> Self {
         GrpcTimeoutLayer { max: Some(max) }
     }
 }
@@ -289,9 +298,15 @@ mod tests {
             "５S",
             "0x5S",
         ] {
+            assert_eq!(parse(bad), Err(MalformedTimeout), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn bytes_outside_ascii_are_malformed() {
+        for bad in [&b"5\xff"[..], b"\x80S", b"5\tS"] {
             let mut headers = HeaderMap::new();
-            let Ok(value) = bad.parse() else { continue };
-            headers.insert(GRPC_TIMEOUT, value);
+            headers.insert(GRPC_TIMEOUT, http::HeaderValue::from_bytes(bad).unwrap());
             assert_eq!(client_timeout(&headers), Err(MalformedTimeout), "{bad:?}");
         }
     }
@@ -454,6 +469,16 @@ mod tests {
         assert_eq!(res.headers()["grpc-status"], "13"); // INTERNAL
         assert_eq!(res.headers()["grpc-message"], "malformed%20grpc-timeout");
         assert!(!called.load(Ordering::SeqCst));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_longest_client_deadline_and_an_unbounded_max_are_timers_like_any_other() {
+        // 99,999,999 hours and `Duration::MAX` are past what tokio's timer can hold; it falls back
+        // to a far-future deadline, and the call is answered.
+        let layer = GrpcTimeoutLayer::new().max(Duration::MAX);
+        let outcome = call(layer, SECOND, Some("99999999H")).await;
+        assert_eq!(outcome.grpc_status, None, "{outcome:?}");
+        assert_eq!(outcome.took, SECOND);
     }
 
     #[tokio::test(start_paused = true)]
