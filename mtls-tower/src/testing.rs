@@ -37,6 +37,7 @@ pub use mtls_core::testing::*;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
 /// How a request went.
@@ -153,17 +154,28 @@ impl TestClient {
         }
     }
 
+    /// A TLS connection to `addr` (server name `localhost`) with this client's settings, for tests
+    /// that write their own bytes.
+    ///
+    /// # Errors
+    /// When connecting or the handshake fails as the client sees it. In TLS 1.3 the server judges
+    /// the client certificate after the client considers the handshake done, so a refused
+    /// certificate shows at the first read, as an alert.
+    pub async fn connect(&self, addr: SocketAddr) -> io::Result<TlsStream<TcpStream>> {
+        let tcp = TcpStream::connect(addr).await?;
+        let server_name = ServerName::try_from("localhost").map_err(io::Error::other)?;
+        TlsConnector::from(self.config.clone())
+            .connect(server_name, tcp)
+            .await
+    }
+
     async fn get_inner(
         &self,
         addr: SocketAddr,
         path: &str,
         extra_headers: &str,
     ) -> io::Result<Outcome> {
-        let tcp = TcpStream::connect(addr).await?;
-        let server_name = ServerName::try_from("localhost").map_err(io::Error::other)?;
-        let mut tls = TlsConnector::from(self.config.clone())
-            .connect(server_name, tcp)
-            .await?;
+        let mut tls = self.connect(addr).await?;
         tls.write_all(
             format!(
                 "GET {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n{extra_headers}\r\n"

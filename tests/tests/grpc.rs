@@ -101,16 +101,27 @@ fn assert_refused(status: &Status, alert: &str) {
     }
 }
 
-async fn say_hello(client: &mut GreeterClient<Channel>) -> Result<String, Status> {
-    let request = HelloRequest { name: "x".into() };
-    Ok(client.say_hello(request).await?.into_inner().message)
+fn hello() -> HelloRequest {
+    HelloRequest { name: "x".into() }
 }
 
-async fn set_greeting(client: &mut GreeterClient<Channel>) -> Result<String, Status> {
+/// `SayHello` on a new connection presenting `cert`: the reply's message.
+async fn say_hello(pki: &Pki, server: &Server, cert: Option<&TestCert>) -> Result<String, Status> {
+    let reply = client(pki, server, cert).say_hello(hello()).await?;
+    Ok(reply.into_inner().message)
+}
+
+/// `SetGreeting` on a new connection presenting `cert`: the greeting it replaced.
+async fn set_greeting(
+    pki: &Pki,
+    server: &Server,
+    cert: Option<&TestCert>,
+) -> Result<String, Status> {
     let request = SetGreetingRequest {
         greeting: "hi".into(),
     };
-    Ok(client.set_greeting(request).await?.into_inner().previous)
+    let reply = client(pki, server, cert).set_greeting(request).await?;
+    Ok(reply.into_inner().previous)
 }
 
 #[tokio::test]
@@ -118,18 +129,14 @@ async fn allowed_client_reaches_the_method_with_its_handshake_identity() {
     let pki = Pki::new();
     let server = start(pki.config().build().unwrap(), trust_domain()).await;
     let billing = spiffe(&pki, BILLING);
-    let answer = say_hello(&mut client(&pki, &server, Some(&billing)))
-        .await
-        .unwrap();
+    let answer = say_hello(&pki, &server, Some(&billing)).await.unwrap();
     assert_eq!(
         answer,
         format!("{BILLING} 127.0.0.1 {}", server.addr.port())
     );
     let admin = spiffe(&pki, ADMIN);
     assert_eq!(
-        set_greeting(&mut client(&pki, &server, Some(&admin)))
-            .await
-            .unwrap(),
+        set_greeting(&pki, &server, Some(&admin)).await.unwrap(),
         "hello"
     );
 }
@@ -139,15 +146,13 @@ async fn method_policy_denial_is_permission_denied() {
     let pki = Pki::new();
     let server = start(pki.config().build().unwrap(), trust_domain()).await;
     let billing = spiffe(&pki, BILLING);
-    let status = set_greeting(&mut client(&pki, &server, Some(&billing)))
+    let status = set_greeting(&pki, &server, Some(&billing))
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied);
     assert_eq!(status.message(), "permission denied");
     let web = spiffe(&pki, WEB);
-    let status = say_hello(&mut client(&pki, &server, Some(&web)))
-        .await
-        .unwrap_err();
+    let status = say_hello(&pki, &server, Some(&web)).await.unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied);
 }
 
@@ -157,9 +162,7 @@ async fn server_wide_layer_denial_is_a_grpc_status_not_an_http_403() {
     let server = start(pki.config().build().unwrap(), trust_domain()).await;
     // Same CA, a path the method allows, another trust domain: the layer refuses it.
     let partner = spiffe(&pki, "spiffe://partner.example/ns/billing/sa/api");
-    let status = say_hello(&mut client(&pki, &server, Some(&partner)))
-        .await
-        .unwrap_err();
+    let status = say_hello(&pki, &server, Some(&partner)).await.unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied);
     assert_eq!(status.message(), "permission denied");
     // A trailers-only gRPC response: the status came in grpc-status, with gRPC's content type.
@@ -173,9 +176,7 @@ async fn server_wide_layer_denial_is_a_grpc_status_not_an_http_403() {
 async fn client_without_certificate_is_refused_at_the_handshake() {
     let pki = Pki::new();
     let server = start(pki.config().build().unwrap(), trust_domain()).await;
-    let status = say_hello(&mut client(&pki, &server, None))
-        .await
-        .unwrap_err();
+    let status = say_hello(&pki, &server, None).await.unwrap_err();
     assert_refused(&status, "CertificateRequired");
 }
 
@@ -184,7 +185,7 @@ async fn client_from_a_rogue_ca_is_refused_at_the_handshake() {
     let pki = Pki::new();
     let server = start(pki.config().build().unwrap(), trust_domain()).await;
     let mallory = pki.rogue_ca.leaf().spiffe(ADMIN).build();
-    let status = set_greeting(&mut client(&pki, &server, Some(&mallory)))
+    let status = set_greeting(&pki, &server, Some(&mallory))
         .await
         .unwrap_err();
     assert_refused(&status, "UnknownCA");
@@ -197,9 +198,7 @@ async fn revoked_client_is_refused_at_the_handshake() {
     let crl = pki.ca.crl(&[&billing.serial()]);
     let config = pki.config().crls(vec![crl.der().clone()]).build().unwrap();
     let server = start(config, trust_domain()).await;
-    let status = say_hello(&mut client(&pki, &server, Some(&billing)))
-        .await
-        .unwrap_err();
+    let status = say_hello(&pki, &server, Some(&billing)).await.unwrap_err();
     assert_refused(&status, "CertificateRevoked");
 }
 
@@ -208,9 +207,7 @@ async fn optional_client_auth_without_certificate_the_layer_answers_unauthentica
     let pki = Pki::new();
     let config = pki.config().client_auth_optional().build().unwrap();
     let server = start(config, trust_domain()).await;
-    let status = say_hello(&mut client(&pki, &server, None))
-        .await
-        .unwrap_err();
+    let status = say_hello(&pki, &server, None).await.unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated);
     assert_eq!(status.message(), "client certificate required");
 }
@@ -221,19 +218,13 @@ async fn optional_client_auth_without_a_layer_the_method_answers_unauthenticated
     let config = pki.config().client_auth_optional().build().unwrap();
     // No server-wide layer: only the method's #[require_cert] stands in the way.
     let server = Server::start(config, Routes::new(GreeterServer::new(TestGreeter))).await;
-    let status = say_hello(&mut client(&pki, &server, None))
-        .await
-        .unwrap_err();
+    let status = say_hello(&pki, &server, None).await.unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated);
     assert_eq!(status.message(), "client certificate required");
     let billing = spiffe(&pki, BILLING);
-    assert!(say_hello(&mut client(&pki, &server, Some(&billing)))
-        .await
-        .is_ok());
+    assert!(say_hello(&pki, &server, Some(&billing)).await.is_ok());
     let web = spiffe(&pki, WEB);
-    let status = say_hello(&mut client(&pki, &server, Some(&web)))
-        .await
-        .unwrap_err();
+    let status = say_hello(&pki, &server, Some(&web)).await.unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied);
 }
 
@@ -246,9 +237,7 @@ async fn not_found_mode_answers_like_an_unknown_method() {
     )
     .await;
     let partner = spiffe(&pki, "spiffe://partner.example/ns/billing/sa/api");
-    let denied = say_hello(&mut client(&pki, &server, Some(&partner)))
-        .await
-        .unwrap_err();
+    let denied = say_hello(&pki, &server, Some(&partner)).await.unwrap_err();
 
     // A method the server does not have, called by an allowed client.
     let billing = spiffe(&pki, BILLING);
@@ -257,7 +246,7 @@ async fn not_found_mode_answers_like_an_unknown_method() {
     grpc.ready().await.unwrap();
     let unknown = grpc
         .unary::<HelloRequest, HelloReply, _>(
-            Request::new(HelloRequest { name: "x".into() }),
+            Request::new(hello()),
             http::uri::PathAndQuery::from_static("/greeter.Greeter/NoSuchMethod"),
             tonic_prost::ProstCodec::default(),
         )
@@ -383,8 +372,8 @@ async fn a_call_past_the_server_deadline_ends_with_deadline_exceeded() {
     let mut client = client(&pki, &server, Some(&billing));
 
     let started = Instant::now();
-    let request = HelloRequest { name: SLOW.into() };
-    let status = client.say_hello(request).await.unwrap_err();
+    let slow = HelloRequest { name: SLOW.into() };
+    let status = client.say_hello(slow).await.unwrap_err();
     assert_eq!(status.code(), Code::DeadlineExceeded, "{status}");
     assert_eq!(status.message(), "deadline exceeded");
     // The method sleeps a minute; the deadline ended the call long before that.
@@ -394,7 +383,7 @@ async fn a_call_past_the_server_deadline_ends_with_deadline_exceeded() {
         started.elapsed()
     );
     // A call within the deadline on the same connection is answered.
-    assert!(say_hello(&mut client).await.is_ok());
+    assert!(client.say_hello(hello()).await.is_ok());
 }
 
 /// The replies of a server-streaming method.
@@ -553,13 +542,9 @@ async fn hand_made_slow_call(
 ) -> (String, Duration) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    let config = mtls_tower::testing::TestClient::new(&pki.ca)
+    let mut tls = mtls_tower::testing::TestClient::new(&pki.ca)
         .with_cert(cert)
-        .config();
-    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let mut tls = tokio_rustls::TlsConnector::from(config)
-        .connect(name, tcp)
+        .connect(server.addr)
         .await
         .unwrap();
     // One gRPC message: not compressed, 6 bytes long, field 1 = "slow".

@@ -13,7 +13,6 @@ use mtls_core::testing::{TestCa, TestCert};
 use mtls_tests::{listener, Pki, Server, TempDir};
 use mtls_tower::testing::{Outcome, TestClient};
 use mtls_tower::{ClientCert, MtlsConfig, MtlsListener, ReloadHandle};
-use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn app() -> Router {
@@ -111,11 +110,7 @@ async fn a_revoked_client_cannot_get_back_in_even_by_resuming_its_session() {
 
 /// How a new connection from `client` to `server` was established.
 async fn handshake_kind(client: &TestClient, server: &Server) -> Option<rustls::HandshakeKind> {
-    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    let mut tls = tokio_rustls::TlsConnector::from(client.config())
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await
-        .ok()?;
+    let mut tls = client.connect(server.addr).await.ok()?;
     let _ = tls
         .write_all(b"GET / HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
         .await;
@@ -131,10 +126,9 @@ async fn keep_alive_pair(
     cert: &TestCert,
     between: impl std::future::Future<Output = ()>,
 ) -> (bool, bool) {
-    let config = TestClient::new(&pki.ca).with_cert(cert).config();
-    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    let mut tls = tokio_rustls::TlsConnector::from(config)
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+    let mut tls = TestClient::new(&pki.ca)
+        .with_cert(cert)
+        .connect(server.addr)
         .await
         .unwrap();
     let ask = async |tls: &mut tokio_rustls::client::TlsStream<tokio::net::TcpStream>| -> bool {
@@ -257,13 +251,9 @@ async fn a_stream_ended_by_a_reload_keeps_reading_end_of_stream() {
     let handle = listener.reload_handle();
     let addr = listener.local_addr();
     let client_cert = pki.ca.leaf().common_name("reader").build();
-    let config = TestClient::new(&pki.ca).with_cert(&client_cert).config();
+    let reader = TestClient::new(&pki.ca).with_cert(&client_cert);
     let client = tokio::spawn(async move {
-        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let tls = tokio_rustls::TlsConnector::from(config)
-            .connect(ServerName::try_from("localhost").unwrap(), tcp)
-            .await
-            .unwrap();
+        let tls = reader.connect(addr).await.unwrap();
         // Hold the connection open while the server reads.
         tokio::time::sleep(Duration::from_secs(5)).await;
         drop(tls);
