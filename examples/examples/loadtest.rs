@@ -1029,6 +1029,25 @@ impl WorkerResult {
             self.first_error = Some(e.to_string());
         }
     }
+
+    /// Counts one request that started at `start` and has just ended: its latency when it
+    /// succeeded before the run's `deadline` (later successes are not counted), its error
+    /// otherwise. Returns whether it failed.
+    fn record(&mut self, start: Instant, deadline: Instant, outcome: Result<(), BoxError>) -> bool {
+        let end = Instant::now();
+        match outcome {
+            Ok(()) => {
+                if end <= deadline {
+                    self.latencies.push((end - start).as_nanos() as u64);
+                }
+                false
+            }
+            Err(e) => {
+                self.error(&e);
+                true
+            }
+        }
+    }
 }
 
 /// One measurement: one server, one mode, one round.
@@ -1262,17 +1281,10 @@ async fn run_keepalive(
                     Ok(Err(e)) => Err(e),
                     Err(_) => Err("request timed out".into()),
                 };
-                let end = Instant::now();
-                match outcome {
-                    Ok(()) if end <= deadline => {
-                        result.latencies.push((end - start).as_nanos() as u64);
-                    }
-                    Ok(()) => {}
-                    Err(e) => {
-                        result.error(&e);
-                        if let Some((_, task)) = conn.take() {
-                            task.abort();
-                        }
+                let failed = result.record(start, deadline, outcome);
+                if failed {
+                    if let Some((_, task)) = conn.take() {
+                        task.abort();
                     }
                 }
             }
@@ -1333,16 +1345,8 @@ async fn run_handshake(
                     Ok(Err(e)) => Err(e),
                     Err(_) => Err("connection timed out".into()),
                 };
-                let end = Instant::now();
-                match outcome {
-                    Ok(()) if end <= deadline => {
-                        result.latencies.push((end - start).as_nanos() as u64);
-                    }
-                    Ok(()) => {}
-                    Err(e) => {
-                        result.error(&e);
-                        tokio::time::sleep(Duration::from_millis(1)).await;
-                    }
+                if result.record(start, deadline, outcome) {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
                 }
             }
             result

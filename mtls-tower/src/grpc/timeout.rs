@@ -146,10 +146,8 @@ where
                 );
             }
         };
-        let deadline = match (client, self.max) {
-            (Some(client), Some(max)) => Some(client.min(max)),
-            (one, other) => one.or(other),
-        };
+        // The shorter of the two, if either is set.
+        let deadline = client.into_iter().chain(self.max).min();
         ResponseFuture::future(TimeoutFuture {
             future: self.inner.call(req),
             sleep: deadline.map(tokio::time::sleep),
