@@ -74,7 +74,8 @@ pub struct ClientIdentity {
     pub(crate) emails_normalized: Vec<Box<str>>,
 }
 
-/// Why a certificate could not be read as a client identity.
+/// Why a certificate could not be read as a client identity. Only the leaf of a chain is parsed
+/// (the rest is kept as DER), so every error is about the leaf.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum IdentityError {
@@ -82,44 +83,32 @@ pub enum IdentityError {
     #[error("the certificate chain is empty: there is no client certificate")]
     EmptyChain,
     /// The bytes are not a DER X.509 certificate.
-    #[error("certificate {index} in the chain is not a valid DER X.509 certificate: {reason}")]
+    #[error("not a valid DER X.509 certificate: {reason}")]
     Malformed {
-        /// Position in the chain (0 is the leaf).
-        index: usize,
         /// What the parser reported.
         reason: String,
     },
     /// The certificate is followed by extra bytes.
-    #[error("certificate {index} in the chain has {len} bytes of trailing data after the DER certificate")]
+    #[error("{len} bytes of trailing data after the DER certificate")]
     TrailingData {
-        /// Position in the chain (0 is the leaf).
-        index: usize,
         /// Number of extra bytes.
         len: usize,
     },
     /// Only X.509 version 3 certificates are accepted (as webpki does).
-    #[error(
-        "certificate {index} in the chain is X.509 {version}; only v3 certificates are supported"
-    )]
+    #[error("the certificate is X.509 {version}; only v3 certificates are supported")]
     UnsupportedVersion {
-        /// Position in the chain (0 is the leaf).
-        index: usize,
         /// The version found (`"v1"`, `"v2"`, ...).
         version: String,
     },
     /// The same extension appears twice (RFC 5280 §4.2 forbids it).
-    #[error("certificate {index} in the chain has the extension {oid} more than once")]
+    #[error("the certificate has the extension {oid} more than once")]
     DuplicateExtension {
-        /// Position in the chain (0 is the leaf).
-        index: usize,
         /// The repeated extension.
         oid: Oid,
     },
     /// A known extension could not be parsed.
-    #[error("certificate {index} in the chain has a malformed {} extension ({oid}): {reason}", oid.name().unwrap_or("X.509"))]
+    #[error("the certificate has a malformed {} extension ({oid}): {reason}", oid.name().unwrap_or("X.509"))]
     MalformedExtension {
-        /// Position in the chain (0 is the leaf).
-        index: usize,
         /// The extension.
         oid: Oid,
         /// What is wrong with it.
@@ -312,7 +301,8 @@ impl fmt::Debug for Extension {
 impl ClientIdentity {
     /// Parses one DER certificate (the leaf). The chain then holds just that certificate.
     pub fn from_der(der: &[u8]) -> Result<ClientIdentity, IdentityError> {
-        ClientIdentity::from_der_chain(&[CertificateDer::from(der.to_vec())])
+        // Borrowed here; `from_der_chain` makes the one owned copy the identity keeps.
+        ClientIdentity::from_der_chain(&[CertificateDer::from(der)])
     }
 
     /// Parses the leaf of a chain (leaf first, as rustls presents `peer_certificates()`) and keeps
@@ -478,27 +468,20 @@ fn to_system_time(unix: i64) -> Option<SystemTime> {
 }
 
 fn parse_leaf(der: &[u8]) -> Result<ClientIdentity, IdentityError> {
-    const INDEX: usize = 0;
     let (rest, cert) = X509Certificate::from_der(der).map_err(|e| IdentityError::Malformed {
-        index: INDEX,
         reason: e.to_string(),
     })?;
     if !rest.is_empty() {
-        return Err(IdentityError::TrailingData {
-            index: INDEX,
-            len: rest.len(),
-        });
+        return Err(IdentityError::TrailingData { len: rest.len() });
     }
     let version = cert.version();
     if version != X509Version::V3 {
         return Err(IdentityError::UnsupportedVersion {
-            index: INDEX,
             version: format!("v{}", version.0 + 1),
         });
     }
 
     let bad_oid = |e: OidError| IdentityError::Malformed {
-        index: INDEX,
         reason: e.to_string(),
     };
     let mut id = ClientIdentity {
@@ -507,13 +490,11 @@ fn parse_leaf(der: &[u8]) -> Result<ClientIdentity, IdentityError> {
         serial: SerialNumber::from_der_integer(cert.raw_serial()),
         not_before: to_system_time(cert.validity().not_before.timestamp()).ok_or_else(|| {
             IdentityError::Malformed {
-                index: INDEX,
                 reason: "notBefore is out of this platform's time range".into(),
             }
         })?,
         not_after: to_system_time(cert.validity().not_after.timestamp()).ok_or_else(|| {
             IdentityError::Malformed {
-                index: INDEX,
                 reason: "notAfter is out of this platform's time range".into(),
             }
         })?,
@@ -539,10 +520,9 @@ fn parse_leaf(der: &[u8]) -> Result<ClientIdentity, IdentityError> {
         // RFC 5280 §4.2: "A certificate MUST NOT include more than one instance of a particular
         // extension." A second SAN or EKU could otherwise be read differently by different parsers.
         if id.extensions.iter().any(|e| e.oid == oid) {
-            return Err(IdentityError::DuplicateExtension { index: INDEX, oid });
+            return Err(IdentityError::DuplicateExtension { oid });
         }
         let malformed = |reason: String| IdentityError::MalformedExtension {
-            index: INDEX,
             oid: oid.clone(),
             reason,
         };
@@ -863,7 +843,7 @@ mod tests {
         for bad in [&b""[..], b"\x30", b"\x30\x03\x02\x01\x01", b"hello world"] {
             assert!(matches!(
                 ClientIdentity::from_der(bad),
-                Err(IdentityError::Malformed { index: 0, .. })
+                Err(IdentityError::Malformed { .. })
             ));
         }
     }
@@ -875,7 +855,7 @@ mod tests {
         der.extend_from_slice(&[0, 0]);
         assert_eq!(
             ClientIdentity::from_der(&der).unwrap_err(),
-            IdentityError::TrailingData { index: 0, len: 2 }
+            IdentityError::TrailingData { len: 2 }
         );
     }
 
@@ -890,7 +870,7 @@ mod tests {
             .build();
         assert_eq!(
             ClientIdentity::from_der(der.der()).unwrap_err(),
-            IdentityError::DuplicateExtension { index: 0, oid }
+            IdentityError::DuplicateExtension { oid }
         );
     }
 
@@ -909,7 +889,6 @@ mod tests {
         assert_eq!(
             ClientIdentity::from_der(&v1).unwrap_err(),
             IdentityError::UnsupportedVersion {
-                index: 0,
                 version: "v1".into()
             }
         );
@@ -934,12 +913,11 @@ mod tests {
     #[test]
     fn errors_name_the_problem() {
         let err = IdentityError::DuplicateExtension {
-            index: 0,
             oid: Oid::parse("2.5.29.17").unwrap(),
         };
         assert_eq!(
             err.to_string(),
-            "certificate 0 in the chain has the extension 2.5.29.17 more than once"
+            "the certificate has the extension 2.5.29.17 more than once"
         );
     }
 
