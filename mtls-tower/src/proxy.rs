@@ -213,9 +213,18 @@ impl TrustedProxyLayer {
         self.map(|c| c.proxy_identity_without_header = true)
     }
 
-    /// Re-verifies every forwarded chain against `client_cas` (validity, chain, clientAuth EKU as
-    /// webpki checks it) before believing it, so that a compromised or misconfigured proxy cannot
-    /// mint identities the CA never issued. Errors if `client_cas` is empty or not usable as roots.
+    /// Re-verifies every forwarded chain against `client_cas` before believing it, so that a
+    /// compromised or misconfigured proxy cannot mint identities the CA never issued: signatures up
+    /// to one of `client_cas`, validity dates, and an EKU extension, if present, that includes
+    /// clientAuth (webpki's rule).
+    ///
+    /// Weaker than the listener's handshake in two ways: a leaf *without* an EKU extension passes
+    /// (the handshake refuses it unless
+    /// [`allow_missing_client_auth_eku`](crate::MtlsConfigBuilder::allow_missing_client_auth_eku)),
+    /// and no CRL is checked (revocation is the proxy's job here).
+    ///
+    /// # Errors
+    /// When `client_cas` is empty or a certificate in it is not usable as a root.
     #[cfg(feature = "server")]
     pub fn reverify_with(
         self,
@@ -361,10 +370,10 @@ where
             }
             return ResponseFuture::future(self.inner.call(req));
         }
-        let header = config.format.header();
         match forwarded_identity(req.headers(), config) {
             Ok(Some(identity)) => {
-                let cert = ClientCert::from_trusted_proxy(Arc::new(identity), header);
+                let cert =
+                    ClientCert::from_trusted_proxy(Arc::new(identity), config.header.clone());
                 req.extensions_mut().insert(cert);
             }
             Ok(None) => {
@@ -431,14 +440,11 @@ fn forwarded_identity(
     config: &ProxyConfig,
 ) -> Result<Option<ClientIdentity>, ProxyHeaderError> {
     let header = &config.header;
-    let malformed_in = |header: &HeaderName| {
-        let header = header.clone();
-        move |error| ProxyHeaderError::Malformed {
-            header: header.clone(),
-            error,
-        }
+    // The header name is copied into the error only when there is one.
+    let malformed = |error| ProxyHeaderError::Malformed {
+        header: header.clone(),
+        error,
     };
-    let malformed = malformed_in(header);
     let chain: Vec<CertificateDer<'static>> = match &config.format {
         ForwardedFormat::Rfc9440 => {
             let Some(value) = single_value(headers, header)? else {
@@ -447,8 +453,12 @@ fn forwarded_identity(
             let leaf = forwarded::parse_client_cert(value).map_err(malformed)?;
             let mut chain = vec![leaf];
             if let Some(value) = single_value(headers, &CLIENT_CERT_CHAIN)? {
-                let rest = forwarded::parse_client_cert_chain(value)
-                    .map_err(malformed_in(&CLIENT_CERT_CHAIN))?;
+                let rest = forwarded::parse_client_cert_chain(value).map_err(|error| {
+                    ProxyHeaderError::Malformed {
+                        header: CLIENT_CERT_CHAIN,
+                        error,
+                    }
+                })?;
                 chain.extend(rest);
             }
             chain

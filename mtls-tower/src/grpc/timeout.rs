@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http::{HeaderMap, Request, Response};
+use http::{HeaderMap, HeaderName, Request, Response};
 use pin_project_lite::pin_project;
 use tokio::time::Sleep;
 use tonic::Status;
@@ -17,7 +17,7 @@ use tower_service::Service;
 use crate::layer::ResponseFuture;
 
 /// The request header that carries a gRPC client's deadline.
-const GRPC_TIMEOUT: &str = "grpc-timeout";
+const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
 
 /// Ends a gRPC call that runs past its deadline with `DEADLINE_EXCEEDED`: the deadline the client
 /// sent in `grpc-timeout`, bounded by [`max`](Self::max) when set. For tonic services served by
