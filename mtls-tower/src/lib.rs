@@ -45,7 +45,8 @@
 //! # Serving mutual TLS
 //!
 //! [`MtlsConfig`] builds a rustls server configuration that pins the client CA bundle, requires a
-//! client certificate with the clientAuth EKU, speaks TLS 1.3 only and checks CRLs; every loosening
+//! client certificate with the clientAuth EKU, speaks TLS 1.3 only and checks the CRLs you give it
+//! (for the whole chain); every loosening
 //! is a named opt-in. [`MtlsListener`] accepts TCP and runs each handshake in a task of its own,
 //! with a timeout and a bound on handshakes in flight, and parses the verified chain once per
 //! connection; [`serve`] (or `axum::serve` with [`MtlsMakeService`]) puts that [`ClientCert`] on

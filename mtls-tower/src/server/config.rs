@@ -127,7 +127,8 @@ impl fmt::Debug for MtlsConfig {
     }
 }
 
-/// Why an [`MtlsConfig`] could not be built. Each variant names the file and the problem.
+/// Why an [`MtlsConfig`] could not be built. Errors about an input name it: the file's path, or
+/// `(in memory)` for certificates and keys given as values.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
@@ -142,7 +143,7 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
-    /// A file is not valid PEM (or DER, for CRLs).
+    /// An input is not valid: not PEM (or DER, for CRLs), or not a usable certificate.
     #[error("{what} {source_name} is not valid: {reason}")]
     Malformed {
         /// What the input was for.
@@ -193,8 +194,9 @@ pub enum ConfigError {
     /// rustls refused the client certificate verifier (for example an unusable CRL).
     #[error("client certificate verifier: {0}")]
     Verifier(#[source] rustls::server::VerifierBuilderError),
-    /// rustls refused the configuration.
-    #[error("rustls: {0}")]
+    /// rustls refused the configuration (the protocol versions for the crypto provider, or the
+    /// server certificate and key).
+    #[error("cannot build the TLS server configuration: {0}")]
     Rustls(#[source] rustls::Error),
 }
 

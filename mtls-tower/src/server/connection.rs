@@ -9,8 +9,10 @@ use tower_service::Service;
 use crate::cert::ClientCert;
 use crate::server::MtlsStream;
 
-/// A per-connection service that inserts the connection's [`ClientCert`] (and, with the `axum`
-/// feature, `axum::extract::ConnectInfo<SocketAddr>`) into every request, then calls `inner`.
+/// A per-connection service that puts the connection's [`ClientCert`] into every request, then
+/// calls `inner`. A `ClientCert` the request already carried is replaced, or removed when the
+/// connection has none: only the handshake speaks for the connection. With
+/// [`with_remote_addr`](Self::with_remote_addr) it also inserts the peer address.
 ///
 /// The make-service [`MtlsMakeService`](crate::MtlsMakeService) builds one per connection for
 /// `axum::serve`. In a hand-written hyper-util loop, build it yourself from what
