@@ -7,6 +7,7 @@ use http::request::Parts;
 use http::StatusCode;
 
 use crate::cert::ClientCert;
+use crate::logging::Limiter;
 use crate::rejection::{CertRejection, RejectionKind};
 
 /// `ClientCert` as an extractor: the connection's verified certificate, or a 401 rejection
@@ -20,13 +21,17 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientCert {
             .get::<ClientCert>()
             .cloned()
             .ok_or_else(|| {
-                tracing::warn!(
-                    target: "mtls_tower::reject",
-                    status = 401u16,
+                static LIMIT: Limiter = Limiter::new();
+                if let Some(suppressed) = LIMIT.admit() {
+                    tracing::warn!(
+                        target: "mtls_tower::reject",
+                        suppressed,
+                        status = 401u16,
                     method = %parts.method,
                     path = parts.uri.path(),
-                    "request rejected by the ClientCert extractor: no verified client certificate"
-                );
+                        "request rejected by the ClientCert extractor: no verified client certificate"
+                    );
+                }
                 CertRejection::new(RejectionKind::MissingCertificate, StatusCode::UNAUTHORIZED)
             })
     }

@@ -13,6 +13,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::cert::ClientCert;
+use crate::logging::Limiter;
 use crate::rejection::{CertRejection, DefaultRejection, RejectionKind, RejectionResponse};
 
 /// A [`Layer`] that lets a request through only when it carries a verified [`ClientCert`] that
@@ -270,18 +271,37 @@ fn log_rejection(
     let spiffe_id = cert.and_then(|c| c.spiffe_id()).map(|s| s.as_str());
     let fingerprint = cert.map(|c| tracing::field::display(c.fingerprint_sha256()));
     let rule = rejection.deny_reason().map(tracing::field::display);
-    let message = match (rejection.kind(), shadow) {
-        (RejectionKind::MissingCertificate, false) => {
-            "request rejected: no verified client certificate"
-        }
-        (RejectionKind::MissingCertificate, true) => {
-            "shadow mode: would reject, no verified client certificate"
-        }
-        (_, false) => "request rejected: client certificate denied by policy",
-        (_, true) => "shadow mode: would reject, client certificate denied by policy",
+    // One limiter per kind of line, so that a flood of one kind cannot hide the first of another.
+    static LIMITS: [Limiter; 4] = [
+        Limiter::new(),
+        Limiter::new(),
+        Limiter::new(),
+        Limiter::new(),
+    ];
+    let (message, limiter) = match (rejection.kind(), shadow) {
+        (RejectionKind::MissingCertificate, false) => (
+            "request rejected: no verified client certificate",
+            &LIMITS[0],
+        ),
+        (RejectionKind::MissingCertificate, true) => (
+            "shadow mode: would reject, no verified client certificate",
+            &LIMITS[1],
+        ),
+        (_, false) => (
+            "request rejected: client certificate denied by policy",
+            &LIMITS[2],
+        ),
+        (_, true) => (
+            "shadow mode: would reject, client certificate denied by policy",
+            &LIMITS[3],
+        ),
+    };
+    let Some(suppressed) = limiter.admit() else {
+        return;
     };
     tracing::warn!(
         target: "mtls_tower::reject",
+        suppressed,
         status = rejection.status().as_u16(),
         shadow,
         method,

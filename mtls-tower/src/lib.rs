@@ -113,6 +113,7 @@ mod extract;
 #[cfg(feature = "tonic")]
 pub mod grpc;
 mod layer;
+pub mod logging;
 pub mod proxy;
 mod rejection;
 #[cfg(feature = "server")]
@@ -126,8 +127,10 @@ pub use cert::{CertSource, ClientCert, RequestClientCertExt};
 pub use layer::{RequireClientCert, RequireClientCertLayer, ResponseFuture};
 pub use proxy::{ForwardedFormat, PeerAddr, ProxyHeaderError, TrustedProxy, TrustedProxyLayer};
 pub use rejection::{CertRejection, DefaultRejection, RejectionKind, RejectionResponse};
+#[cfg(feature = "server")]
+pub use server::limits;
 #[cfg(all(feature = "server", feature = "axum"))]
-pub use server::{serve, serve_with_shutdown, MtlsMakeService};
+pub use server::{serve, serve_with_shutdown, MtlsMakeService, RequestBody, RequestBodyError};
 #[cfg(feature = "server")]
 pub use server::{
     AddClientCert, CertExpiry, ConfigError, MtlsConfig, MtlsConfigBuilder, MtlsListener,

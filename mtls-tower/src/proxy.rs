@@ -67,6 +67,7 @@ use tower_service::Service;
 
 use crate::cert::{CertSource, ClientCert};
 use crate::layer::ResponseFuture;
+use crate::logging::Limiter;
 use crate::rejection::fixed_response;
 
 /// The remote address of the connection a request arrived on, as a request extension. Put there by
@@ -360,13 +361,17 @@ where
                 .is_some_and(|PeerAddr(addr)| nets.iter().any(|n| n.contains(addr.ip()))),
         };
         if !trusted {
+            static STRIPPED: Limiter = Limiter::new();
             if strip_forwarded(req.headers_mut(), &config.header) {
-                tracing::warn!(
-                    target: "mtls_tower::proxy",
-                    peer = ?req.extensions().get::<PeerAddr>().map(|p| p.0),
-                    path = req.uri().path(),
-                    "removed forwarded client-certificate header(s) from a peer that is not a trusted proxy"
-                );
+                if let Some(suppressed) = STRIPPED.admit() {
+                    tracing::warn!(
+                        target: "mtls_tower::proxy",
+                        suppressed,
+                        peer = ?req.extensions().get::<PeerAddr>().map(|p| p.0),
+                        path = req.uri().path(),
+                        "removed forwarded client-certificate header(s) from a peer that is not a trusted proxy"
+                    );
+                }
             }
             return ResponseFuture::future(self.inner.call(req));
         }
@@ -383,13 +388,17 @@ where
                 }
             }
             Err(error) => {
-                tracing::warn!(
-                    target: "mtls_tower::proxy",
-                    peer = ?req.extensions().get::<PeerAddr>().map(|p| p.0),
-                    path = req.uri().path(),
-                    %error,
-                    "rejected request: bad forwarded client-certificate header from a trusted proxy"
-                );
+                static BAD_HEADER: Limiter = Limiter::new();
+                if let Some(suppressed) = BAD_HEADER.admit() {
+                    tracing::warn!(
+                        target: "mtls_tower::proxy",
+                        suppressed,
+                        peer = ?req.extensions().get::<PeerAddr>().map(|p| p.0),
+                        path = req.uri().path(),
+                        %error,
+                        "rejected request: bad forwarded client-certificate header from a trusted proxy"
+                    );
+                }
                 let mut res = fixed_response(
                     StatusCode::BAD_REQUEST,
                     "bad request\n",

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use http::{Request, Response};
-use hyper::body::Incoming;
 use mtls_core::testing::{TestCert, TestPki};
+use mtls_tower::RequestBody;
 use mtls_tower::{MtlsConfig, MtlsConfigBuilder, MtlsListener, MtlsListenerBuilder};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -85,7 +85,7 @@ impl Server {
     /// unused port).
     pub async fn start<S, B>(config: MtlsConfig, app: S) -> Server
     where
-        S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+        S: Service<Request<RequestBody>, Response = Response<B>> + Clone + Send + 'static,
         S::Future: Send + 'static,
         S::Error: Into<BoxError>,
         B: http_body::Body + Send + 'static,
@@ -98,7 +98,7 @@ impl Server {
     /// Serves `app` on an already built listener.
     pub fn start_with<S, B>(listener: MtlsListener, app: S) -> Server
     where
-        S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+        S: Service<Request<RequestBody>, Response = Response<B>> + Clone + Send + 'static,
         S::Future: Send + 'static,
         S::Error: Into<BoxError>,
         B: http_body::Body + Send + 'static,

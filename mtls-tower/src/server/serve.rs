@@ -4,16 +4,25 @@
 use std::convert::Infallible;
 use std::future::{ready, Future, Ready};
 use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum::serve::IncomingStream;
 use http::{Request, Response};
 use hyper::body::Incoming;
+use hyper_util::rt::TokioExecutor;
+use tokio::time::Instant;
 use tower_service::Service;
 
+use super::body::{Account, Budget, RequestBody};
 use super::connection::AddClientCert;
-use super::listener::{MtlsListener, MtlsStream, ServeConnection};
+use super::limits::Limits;
+use super::listener::{HttpConfig, MtlsListener, MtlsStream, ServeConnection};
+use super::table::{Activity, CloseSignal, Expiry, Timeouts};
+use crate::logging::Limiter;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -81,10 +90,12 @@ impl axum::serve::Listener for MtlsListener {
 }
 
 /// Serves `app` over mutual TLS until Ctrl-C (or SIGTERM on Unix), then shuts down gracefully:
-/// stops accepting and lets in-flight requests finish.
+/// stops accepting and lets in-flight requests finish (each connection within the listener's
+/// [`drain_timeout`](crate::MtlsListenerBuilder::drain_timeout)).
 ///
-/// `app` is an axum `Router` or any other HTTP service: a tonic `Routes` (gRPC, feature
-/// `tonic`; see [`grpc`](crate::grpc)), or a Tower stack around either.
+/// `app` is an axum `Router` or any other HTTP service taking a [`RequestBody`]: a tonic
+/// `Routes` (gRPC, feature `tonic`; see [`grpc`](crate::grpc)), or a Tower stack around either.
+/// Every limit of the listener applies (see [`limits`](crate::limits)).
 ///
 /// ```no_run
 /// # async fn run(listener: mtls_tower::MtlsListener, app: axum::Router) -> std::io::Result<()> {
@@ -93,7 +104,7 @@ impl axum::serve::Listener for MtlsListener {
 /// ```
 pub async fn serve<S, B>(listener: MtlsListener, app: S) -> io::Result<()>
 where
-    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S: Service<Request<RequestBody>, Response = Response<B>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Into<BoxError>,
     B: http_body::Body + Send + 'static,
@@ -104,13 +115,16 @@ where
 }
 
 /// Serves `app` over mutual TLS until `signal` completes, then shuts down gracefully: stops
-/// accepting, lets in-flight requests finish and closes idle connections.
+/// accepting, closes idle connections, lets in-flight requests finish, and closes whatever is
+/// still open after the listener's [`drain_timeout`](crate::MtlsListenerBuilder::drain_timeout).
 ///
 /// Each connection is served (HTTP/1.1 or HTTP/2; gRPC clients speak HTTP/2) in the task that
 /// completed its TLS handshake, with the connection's [`ClientCert`](crate::ClientCert) on every
-/// request. `app` is called once per request; an error it returns resets that request's HTTP/2
-/// stream, or closes an HTTP/1.1 connection (axum's `Router` and tonic's `Routes` never return
-/// one).
+/// request, under the listener's limits: request-header, idle and request-body timeouts, a
+/// maximum age, HTTP/2 keep-alive pings, streams and windows, and the buffered-bytes budgets
+/// (see [`limits`](crate::limits)). `app` is called once per request; an error it returns resets
+/// that request's HTTP/2 stream, or closes an HTTP/1.1 connection (axum's `Router` and tonic's
+/// `Routes` never return one).
 ///
 /// # Errors
 /// When [`MtlsListener::accept`] was already called on `listener` (its connections go to
@@ -121,7 +135,7 @@ pub async fn serve_with_shutdown<S, B, F>(
     signal: F,
 ) -> io::Result<()>
 where
-    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S: Service<Request<RequestBody>, Response = Response<B>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Into<BoxError>,
     B: http_body::Body + Send + 'static,
@@ -129,48 +143,322 @@ where
     B::Error: Into<BoxError>,
     F: Future<Output = ()> + Send + 'static,
 {
-    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::rt::TokioIo;
     use hyper_util::service::TowerToHyperService;
 
-    // Graceful shutdown: each connection holds a receiver; shutdown signals them and waits until
-    // every one is dropped (its connection finished).
-    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(());
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let limits = listener.limits().clone();
+    let builder = http_builder(&limits, listener.http_config());
+    let listener_budget = Arc::new(Budget::new(limits.max_buffered_request_bytes));
+    let timeouts = Timeouts {
+        header: limits.request_header_timeout,
+        idle: limits.idle_timeout,
+        max_age: limits.max_connection_age,
+    };
     // The closure is shared by the handshake tasks, so it must be `Sync`; many services are not
     // (tower's `BoxCloneService`), so the app is cloned under a lock, once per connection.
     let app = std::sync::Mutex::new(app);
-    let serve: ServeConnection = Arc::new(move |stream: MtlsStream, peer| {
+    let serve: ServeConnection = Arc::new(move |stream: MtlsStream, peer, close| {
         let app = app
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
-        let service = AddClientCert::for_stream(app, &stream, peer);
+        let Some(activity) = stream.activity().cloned() else {
+            // `serve_each` gives every stream an activity; without one there is nothing to time.
+            return Box::pin(async {});
+        };
+        if stream.get_ref().get_ref().1.alpn_protocol() == Some(b"h2") {
+            // HTTP/2 carries pings and window updates between requests: bytes while idle do not
+            // start a request head there. A stalled HTTP/2 head is bounded by the idle timeout.
+            activity.ignore_bytes_while_idle();
+        }
+        let service = Tracked {
+            inner: AddClientCert::for_stream(app, &stream, peer),
+            activity: activity.clone(),
+            connection_budget: Arc::new(Budget::new(
+                limits.max_buffered_request_bytes_per_connection,
+            )),
+            listener_budget: listener_budget.clone(),
+            body_timeout: limits.request_body_timeout,
+        };
         let builder = builder.clone();
-        let mut shutdown = shutdown_rx.clone();
+        let drain = limits.drain_timeout;
         Box::pin(async move {
             let conn = builder.serve_connection_with_upgrades(
                 TokioIo::new(stream),
                 TowerToHyperService::new(service),
             );
-            let mut conn = std::pin::pin!(conn);
-            tokio::select! {
-                result = conn.as_mut() => {
-                    if let Err(e) = result {
-                        tracing::debug!(target: "mtls_tower::serve", %peer, error = %e, "connection ended with an error");
-                    }
-                    return;
-                }
-                _ = shutdown.changed() => {}
-            }
-            conn.as_mut().graceful_shutdown();
-            let _ = conn.await;
+            drive(
+                conn,
+                |c| c.graceful_shutdown(),
+                &activity,
+                timeouts,
+                drain,
+                close,
+                peer,
+            )
+            .await;
         })
     });
-    listener.serve_each(serve, signal).await?;
-    tracing::info!(target: "mtls_tower::serve", "stopped accepting; waiting for open connections to finish");
-    let _ = shutdown_tx.send(());
-    shutdown_tx.closed().await;
-    Ok(())
+    listener.serve_each(serve, signal).await
+}
+
+/// hyper-util's builder with the listener's HTTP limits, then the user's own settings.
+fn http_builder(
+    limits: &Limits,
+    user: Option<&HttpConfig>,
+) -> hyper_util::server::conn::auto::Builder<TokioExecutor> {
+    use hyper_util::rt::TokioTimer;
+
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    // hyper's own HTTP/1 header timer would also close keep-alive connections between requests
+    // (it runs while waiting for the next head); `drive` times heads and idleness instead, so
+    // HTTP/1 gets no timer.
+    builder
+        .http1()
+        .max_buf_size(limits.http1_max_buffer.max(8192));
+    let mut http2 = builder.http2();
+    http2
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(limits.http2_max_concurrent_streams)
+        .initial_stream_window_size(limits.http2_stream_window)
+        .initial_connection_window_size(limits.http2_connection_window);
+    match limits.http2_keep_alive {
+        Some((interval, timeout)) => {
+            http2
+                .keep_alive_interval(interval)
+                .keep_alive_timeout(timeout);
+        }
+        None => {
+            http2.keep_alive_interval(None);
+        }
+    }
+    if let Some(configure) = user {
+        configure(&mut builder);
+    }
+    builder
+}
+
+/// Drives one connection to its end under its timeouts: the first request and each request head
+/// within the request-header timeout, no longer idle than the idle timeout, no older than the
+/// maximum age; and closes it when the listener asks (room needed, shutdown). Each of those
+/// starts a graceful close (HTTP/2 GOAWAY; HTTP/1 after the current response); whatever is still
+/// open after the drain timeout is closed outright.
+async fn drive<C, E>(
+    conn: C,
+    graceful: impl Fn(Pin<&mut C>),
+    activity: &Activity,
+    timeouts: Timeouts,
+    drain: Duration,
+    mut close: CloseSignal,
+    peer: SocketAddr,
+) where
+    C: Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    let mut conn = std::pin::pin!(conn);
+    let (first, _) = activity.next_deadline(&timeouts, Instant::now());
+    let timer = tokio::time::sleep_until(first);
+    let mut timer = std::pin::pin!(timer);
+    let mut deadline = first;
+    let mut seen_epoch = activity.epoch();
+    let mut signal_open = true;
+    let mut closing = false;
+    std::future::poll_fn(|cx| loop {
+        if let Poll::Ready(result) = conn.as_mut().poll(cx) {
+            if let Err(e) = result {
+                log_connection_error(peer, &e);
+            }
+            return Poll::Ready(());
+        }
+        if !closing {
+            if signal_open {
+                if let Poll::Ready(reason) = Pin::new(&mut close).poll(cx) {
+                    signal_open = false;
+                    // An error means the table dropped the signal without sending: nothing asked.
+                    if let Ok(reason) = reason {
+                        log_close(peer, reason.as_str());
+                        graceful(conn.as_mut());
+                        closing = true;
+                        deadline = Instant::now() + drain;
+                        timer.as_mut().reset(deadline);
+                        continue;
+                    }
+                }
+            }
+            let epoch = activity.epoch();
+            if epoch != seen_epoch {
+                seen_epoch = epoch;
+                // Only an earlier deadline needs the timer moved; a later one is found when the
+                // timer fires early. That keeps timer updates off the per-request path.
+                let (at, _) = activity.next_deadline(&timeouts, deadline);
+                if at < deadline {
+                    deadline = at;
+                    timer.as_mut().reset(at);
+                }
+            }
+        }
+        if timer.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        let now = Instant::now();
+        if closing {
+            log_close(peer, "drain timeout: closing with requests still in flight");
+            return Poll::Ready(());
+        }
+        let (at, why) = activity.next_deadline(&timeouts, now);
+        seen_epoch = activity.epoch();
+        if at <= now && why != Expiry::Recheck {
+            log_close(peer, why.as_str());
+            if matches!(why, Expiry::FirstRequest | Expiry::Header) {
+                // No request in flight, and a graceful close would wait for the unfinished head
+                // (HTTP/1) or for the peer to answer a ping (HTTP/2): close now.
+                return Poll::Ready(());
+            }
+            graceful(conn.as_mut());
+            closing = true;
+            deadline = now + drain;
+        } else {
+            deadline = at;
+        }
+        timer.as_mut().reset(deadline);
+    })
+    .await;
+}
+
+fn log_close(peer: SocketAddr, reason: &'static str) {
+    static LIMIT: Limiter = Limiter::new();
+    if let Some(suppressed) = LIMIT.admit() {
+        tracing::debug!(target: "mtls_tower::serve", suppressed, %peer, reason, "closing connection");
+    }
+}
+
+fn log_connection_error(peer: SocketAddr, e: &dyn std::fmt::Display) {
+    static LIMIT: Limiter = Limiter::new();
+    if let Some(suppressed) = LIMIT.admit() {
+        tracing::debug!(target: "mtls_tower::serve", suppressed, %peer, error = %e, "connection ended with an error");
+    }
+}
+
+/// Around each connection's service: counts requests in flight (for the idle timeout and the
+/// choice of an idle connection to close) and gives each request a [`RequestBody`].
+struct Tracked<S> {
+    inner: S,
+    activity: Arc<Activity>,
+    connection_budget: Arc<Budget>,
+    listener_budget: Arc<Budget>,
+    body_timeout: Duration,
+}
+
+impl<S: Clone> Clone for Tracked<S> {
+    fn clone(&self) -> Self {
+        Tracked {
+            inner: self.inner.clone(),
+            activity: self.activity.clone(),
+            connection_budget: self.connection_budget.clone(),
+            listener_budget: self.listener_budget.clone(),
+            body_timeout: self.body_timeout,
+        }
+    }
+}
+
+impl<S, B> Service<Request<Incoming>> for Tracked<S>
+where
+    S: Service<Request<RequestBody>, Response = Response<B>>,
+{
+    type Response = Response<TrackedBody<B>>;
+    type Error = S::Error;
+    type Future = TrackedFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+        self.activity.request_started();
+        let in_flight = InFlight(self.activity.clone());
+        let grpc = req.version() == http::Version::HTTP_2
+            && req
+                .headers()
+                .get(http::header::CONTENT_TYPE)
+                .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+        let account = Account::new(
+            self.connection_budget.clone(),
+            self.listener_budget.clone(),
+            grpc,
+        );
+        let timeout = self.body_timeout;
+        let req = req.map(|body| RequestBody::new(body, account, timeout));
+        TrackedFuture {
+            future: self.inner.call(req),
+            in_flight: Some(in_flight),
+        }
+    }
+}
+
+/// A request in flight, until its response body is done (or dropped).
+struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.request_finished();
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`Tracked`].
+    struct TrackedFuture<F> {
+        #[pin]
+        future: F,
+        in_flight: Option<InFlight>,
+    }
+}
+
+impl<F, B, E> Future for TrackedFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<TrackedBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let response = std::task::ready!(this.future.poll(cx));
+        let in_flight = this.in_flight.take();
+        Poll::Ready(response.map(|r| {
+            r.map(|body| TrackedBody {
+                body,
+                _in_flight: in_flight,
+            })
+        }))
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that keeps its request counted as in flight until it is done.
+    struct TrackedBody<B> {
+        #[pin]
+        body: B,
+        _in_flight: Option<InFlight>,
+    }
+}
+
+impl<B: http_body::Body> http_body::Body for TrackedBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<B::Data>, B::Error>>> {
+        self.project().body.poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
 }
 
 async fn shutdown_signal() {

@@ -1,0 +1,579 @@
+//! Hostile connections over real TLS on 127.0.0.1: silent, dribbling, slow, idle, hoarding and
+//! greedy peers against `mtls_tower::serve`, with the limits set small so that the tests run
+//! fast. One behaviour per test; each would fail with the limit it protects removed.
+
+#![allow(clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use mtls_tests::{listener, Pki, Server};
+use mtls_tower::testing::TestClient;
+use mtls_tower::MtlsListenerBuilder;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+fn app() -> Router {
+    Router::new()
+        .route("/", get(|| async { "ok" }))
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+                "slow ok"
+            }),
+        )
+        .route(
+            "/forever",
+            get(|| async {
+                std::future::pending::<()>().await;
+                "never"
+            }),
+        )
+        .route(
+            "/upload",
+            post(|body: Bytes| async move { body.len().to_string() })
+                .layer(DefaultBodyLimit::max(16 * 1024 * 1024)),
+        )
+}
+
+async fn server(
+    pki: &Pki,
+    configure: impl FnOnce(MtlsListenerBuilder) -> MtlsListenerBuilder,
+) -> Server {
+    let l = listener(pki.config().build().unwrap(), configure).await;
+    Server::start_with(l, app())
+}
+
+fn client(pki: &Pki) -> TestClient {
+    TestClient::new(&pki.ca).with_cert(&pki.ca.leaf().common_name("good").build())
+}
+
+/// Reads until the server closes the connection (EOF or an error such as a reset); returns how
+/// long that took, or `None` if it stayed open for `patience`.
+async fn closed_within<S: tokio::io::AsyncRead + Unpin>(
+    stream: &mut S,
+    patience: Duration,
+) -> Option<Duration> {
+    let started = Instant::now();
+    let mut buf = [0u8; 4096];
+    let read_to_close = async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(patience, read_to_close)
+        .await
+        .ok()
+        .map(|()| started.elapsed())
+}
+
+/// A TLS connection speaking HTTP/2 (ALPN `h2`), handshake done.
+async fn h2_tls(pki: &Pki, addr: SocketAddr) -> tokio_rustls::client::TlsStream<TcpStream> {
+    let mut config = (*client(pki).config()).clone();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(
+            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap()
+}
+
+/// An HTTP/2 client connection (hyper), its driver spawned; the join handle ends with the
+/// connection.
+async fn h2_client<B>(
+    pki: &Pki,
+    addr: SocketAddr,
+) -> (
+    hyper::client::conn::http2::SendRequest<B>,
+    tokio::task::JoinHandle<()>,
+)
+where
+    B: http_body::Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let tls = h2_tls(pki, addr).await;
+    let (send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tls),
+    )
+    .await
+    .unwrap();
+    let driver = tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    (send, driver)
+}
+
+/// An HTTP/1.1 keep-alive request on an open TLS connection; returns the status line's code.
+async fn h1_get(tls: &mut tokio_rustls::client::TlsStream<TcpStream>, path: &str) -> u16 {
+    tls.write_all(format!("GET {path} HTTP/1.1\r\nhost: localhost\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(tls.read(&mut byte).await.unwrap(), 1, "closed mid-response");
+        head.push(byte[0]);
+    }
+    let text = String::from_utf8_lossy(&head).into_owned();
+    let length: usize = text
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let mut body = vec![0u8; length];
+    tls.read_exact(&mut body).await.unwrap();
+    text.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+// ---- before the handshake ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_flood_larger_than_the_handshake_bound_does_not_delay_good_clients() {
+    let pki = Pki::new();
+    // Deadlines far away, so only shedding the oldest unfinished handshakes can make room.
+    let server = server(&pki, |b| {
+        b.max_handshakes(16)
+            .client_hello_timeout(Duration::from_secs(60))
+            .handshake_timeout(Duration::from_secs(60))
+    })
+    .await;
+    let mut silent = Vec::new();
+    for _ in 0..200 {
+        silent.push(TcpStream::connect(server.addr).await.unwrap());
+    }
+    let good = client(&pki);
+    for _ in 0..10 {
+        let started = Instant::now();
+        assert_eq!(good.get(server.addr, "/").await.status(), Some(200));
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "a good client waited {:?} behind silent peers",
+            started.elapsed()
+        );
+    }
+    // The silent peers past the bound were closed, the oldest first.
+    assert!(closed_within(&mut silent[0], Duration::from_secs(5))
+        .await
+        .is_some());
+}
+
+#[tokio::test]
+async fn a_dribbled_client_hello_is_closed_at_the_client_hello_timeout() {
+    let pki = Pki::new();
+    let server = server(&pki, |b| {
+        b.client_hello_timeout(Duration::from_millis(500))
+            .handshake_timeout(Duration::from_secs(60))
+    })
+    .await;
+    let mut s = TcpStream::connect(server.addr).await.unwrap();
+    let started = Instant::now();
+    // A TLS record header that announces a 512-byte ClientHello, then a byte every 100 ms.
+    s.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00]).await.unwrap();
+    let mut closed = false;
+    while started.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if s.write_all(&[0x01]).await.is_err() {
+            closed = true;
+            break;
+        }
+        let mut buf = [0u8; 64];
+        if let Ok(Ok(0) | Err(_)) =
+            tokio::time::timeout(Duration::from_millis(1), s.read(&mut buf)).await
+        {
+            closed = true;
+            break;
+        }
+    }
+    let took = started.elapsed();
+    assert!(closed, "still open after {took:?} of dribbling");
+    assert!(
+        took >= Duration::from_millis(400) && took < Duration::from_secs(5),
+        "closed after {took:?}, expected about 500 ms"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_handshakes_do_not_hold_descriptors_past_the_linger() {
+    let pki = Pki::new();
+    let server = server(&pki, |b| b).await;
+    let rogue = TestClient::new(&pki.ca).with_cert(&pki.rogue_ca.leaf().build());
+    // Clients that are refused and then keep their end open, sending nothing.
+    let mut held = Vec::new();
+    for _ in 0..20 {
+        let tls = rogue.connect(server.addr).await.unwrap();
+        held.push(tls);
+    }
+    for tls in &mut held {
+        let took = closed_within(tls, Duration::from_secs(5)).await;
+        assert!(
+            took.is_some(),
+            "a refused client's connection was not closed"
+        );
+    }
+}
+
+// ---- after the handshake ----
+
+#[tokio::test]
+async fn a_half_sent_request_head_is_closed_at_the_request_header_timeout() {
+    let pki = Pki::new();
+    let server = server(&pki, |b| {
+        b.request_header_timeout(Duration::from_millis(400))
+    })
+    .await;
+    let mut tls = client(&pki).connect(server.addr).await.unwrap();
+    tls.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-a: ")
+        .await
+        .unwrap();
+    let took = closed_within(&mut tls, Duration::from_secs(10)).await;
+    let took = took.expect("a half-sent head kept its connection open");
+    assert!(took >= Duration::from_millis(300), "closed after {took:?}");
+}
+
+#[tokio::test]
+async fn a_slowloris_head_after_a_request_is_closed_though_bytes_keep_coming() {
+    let pki = Pki::new();
+    let server = server(&pki, |b| {
+        b.request_header_timeout(Duration::from_millis(500))
+            .idle_timeout(Duration::from_secs(60))
+    })
+    .await;
+    let mut tls = client(&pki).connect(server.addr).await.unwrap();
+    assert_eq!(h1_get(&mut tls, "/").await, 200);
+    let started = Instant::now();
+    let head =
+        b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    let mut closed = None;
+    for byte in head.iter().cycle().take(200) {
+        if tls.write_all(std::slice::from_ref(byte)).await.is_err() {
+            closed = Some(started.elapsed());
+            break;
+        }
+        let mut buf = [0u8; 256];
+        if let Ok(Ok(0) | Err(_)) =
+            tokio::time::timeout(Duration::from_millis(100), tls.read(&mut buf)).await
+        {
+            closed = Some(started.elapsed());
+            break;
+        }
+    }
+    let took = closed.expect("a byte every 100 ms kept an unfinished head open");
+    assert!(took < Duration::from_secs(5), "closed after {took:?}");
+}
+
+#[tokio::test]
+async fn a_tls_connection_that_never_sends_a_request_is_closed() {
+    let pki = Pki::new();
+    let server = server(&pki, |b| {
+        b.request_header_timeout(Duration::from_millis(400))
+    })
+    .await;
+    let mut tls = client(&pki).connect(server.addr).await.unwrap();
+    assert!(closed_within(&mut tls, Duration::from_secs(10))
+        .await
+        .is_some());
+}
+
+#[tokio::test]
+async fn an_http2_connection_that_sends_only_its_preface_is_closed() {
+    let pki = Pki::new();
+    let server = server(&pki, |b| {
+        b.request_header_timeout(Duration::from_millis(400))
+            .idle_timeout(Duration::from_secs(60))
+    })
+    .await;
+    let mut tls = h2_tls(&pki, server.addr).await;
+    // The connection preface and an empty SETTINGS frame, then nothing.
+    tls.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .await
+        .unwrap();
+    let took = closed_within(&mut tls, Duration::from_secs(10)).await;
+    assert!(
+        took.is_some(),
+        "an HTTP/2 connection without a request stayed open"
+    );
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed_at_the_idle_timeout() {
+    let pki = Pki::new();
+    let server = server(&pki, |b| b.idle_timeout(Duration::from_millis(600))).await;
+    let mut tls = client(&pki).connect(server.addr).await.unwrap();
+    assert_eq!(h1_get(&mut tls, "/").await, 200);
+    let took = closed_within(&mut tls, Duration::from_secs(10)).await;
+    let took = took.expect("an idle connection stayed open");
+    assert!(took >= Duration::from_millis(450), "closed after {took:?}");
+}
+
+#[tokio::test]
+async fn a_connection_in_use_is_not_closed_by_the_idle_timeout() {
+    let pki = Pki::new();
+    let server = server(&pki, |b| b.idle_timeout(Duration::from_millis(500))).await;
+    let mut tls = client(&pki).connect(server.addr).await.unwrap();
+    // A request every 200 ms for 2 s: never idle for 500 ms; and one that takes 1.5 s.
+    for _ in 0..10 {
+        assert_eq!(h1_get(&mut tls, "/").await, 200);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(h1_get(&mut tls, "/slow").await, 200);
+}
+
+#[tokio::test]
+async fn at_its_maximum_age_a_connection_closes_after_its_request_in_flight() {
+    let pki = Pki::new();
+    let server = server(&pki, |b| b.max_connection_age(Duration::from_millis(300))).await;
+    let (mut send, driver) = h2_client::<http_body_util::Empty<Bytes>>(&pki, server.addr).await;
+    let request = http::Request::get("https://localhost/slow")
+        .body(http_body_util::Empty::new())
+        .unwrap();
+    let started = Instant::now();
+    let response = send.send_request(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], b"slow ok", "the request in flight finished");
+    assert!(started.elapsed() >= Duration::from_millis(1400));
+    // GOAWAY was sent at 300 ms: no new stream is accepted, and the connection ends.
+    tokio::time::timeout(Duration::from_secs(5), driver)
+        .await
+        .expect("the connection outlived its age")
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_request_that_never_finishes_is_cut_at_the_drain_timeout() {
+    let pki = Pki::new();
+    let server = server(&pki, |b| {
+        b.max_connection_age(Duration::from_millis(200))
+            .drain_timeout(Duration::from_millis(500))
+    })
+    .await;
+    let mut tls = client(&pki).connect(server.addr).await.unwrap();
+    tls.write_all(b"GET /forever HTTP/1.1\r\nhost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let took = closed_within(&mut tls, Duration::from_secs(10)).await;
+    let took = took.expect("a never-ending request held its connection past age + drain");
+    assert!(took >= Duration::from_millis(600), "closed after {took:?}");
+}
+
+#[tokio::test]
+async fn graceful_shutdown_ends_within_the_drain_timeout_despite_a_stuck_request() {
+    let pki = Pki::new();
+    let server = server(&pki, |b| b.drain_timeout(Duration::from_millis(500))).await;
+    let mut tls = client(&pki).connect(server.addr).await.unwrap();
+    tls.write_all(b"GET /forever HTTP/1.1\r\nhost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    tokio::time::timeout(Duration::from_secs(10), server.stop())
+        .await
+        .expect("shutdown waited for a request that never ends")
+        .unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(400));
+}
+
+// ---- open connections ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_connection_cap_idle_connections_make_room_for_new_clients() {
+    let pki = Pki::new();
+    let server = server(&pki, |b| b.max_connections(4)).await;
+    let mut idle = Vec::new();
+    for _ in 0..4 {
+        let mut tls = client(&pki).connect(server.addr).await.unwrap();
+        assert_eq!(h1_get(&mut tls, "/").await, 200);
+        idle.push(tls);
+    }
+    let good = client(&pki);
+    for _ in 0..4 {
+        let started = Instant::now();
+        assert_eq!(good.get(server.addr, "/").await.status(), Some(200));
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    // The hoarded connections were the ones closed.
+    assert!(closed_within(&mut idle[0], Duration::from_secs(5))
+        .await
+        .is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_connection_cap_busy_connections_are_kept_and_the_newcomer_waits() {
+    let pki = Pki::new();
+    let server = server(&pki, |b| b.max_connections(2)).await;
+    let busy: Vec<_> = (0..2)
+        .map(|_| {
+            let c = client(&pki);
+            let addr = server.addr;
+            tokio::spawn(async move { c.get(addr, "/slow").await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    let third = client(&pki).get(server.addr, "/").await;
+    assert_eq!(third.status(), Some(200), "{third:?}");
+    // Served only once a slow request (1.5 s) had finished and freed its slot.
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "the cap let a third connection in after {:?}",
+        started.elapsed()
+    );
+    for b in busy {
+        assert_eq!(
+            b.await.unwrap().status(),
+            Some(200),
+            "a busy connection was closed"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_per_address_cap_closes_connections_past_it() {
+    let pki = Pki::new();
+    let server = server(&pki, |b| b.max_connections_per_ip(3)).await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut tls = client(&pki).connect(server.addr).await.unwrap();
+        assert_eq!(h1_get(&mut tls, "/").await, 200);
+        held.push(tls);
+    }
+    let fourth = client(&pki).get(server.addr, "/").await;
+    assert!(fourth.status().is_none(), "{fourth:?}");
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(client(&pki).get(server.addr, "/").await.status(), Some(200));
+}
+
+// ---- memory ----
+
+/// A request body that sends `total` bytes in 16 KiB chunks and then never ends.
+struct NeverFinished {
+    left: usize,
+}
+
+static CHUNK: [u8; 16 * 1024] = [7u8; 16 * 1024];
+
+impl http_body::Body for NeverFinished {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        if self.left == 0 {
+            return Poll::Pending;
+        }
+        let n = self.left.min(CHUNK.len());
+        self.left -= n;
+        Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::from_static(
+            &CHUNK[..n],
+        )))))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_greedy_http2_client_is_held_to_the_buffered_bytes_budget() {
+    let pki = Pki::new();
+    let server = server(&pki, |b| {
+        b.max_buffered_request_bytes(16 * 1024 * 1024, 4 * 1024 * 1024)
+            .request_body_timeout(Duration::from_secs(60))
+    })
+    .await;
+    let before = mtls_tests::rss_kib().unwrap();
+    // 4 connections × 50 streams × a never-finished 4 MiB upload: 800 MiB if the app got to
+    // buffer everything it was sent.
+    let mut streams = Vec::new();
+    let mut drivers = Vec::new();
+    for _ in 0..4 {
+        let (send, driver) = h2_client::<NeverFinished>(&pki, server.addr).await;
+        drivers.push(driver);
+        for _ in 0..50 {
+            let mut send = send.clone();
+            let request = http::Request::post("https://localhost/upload")
+                .body(NeverFinished { left: 4 << 20 })
+                .unwrap();
+            streams.push(tokio::spawn(async move {
+                send.ready().await.unwrap();
+                let _ = send.send_request(request).await;
+            }));
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = mtls_tests::rss_kib().unwrap();
+    let growth_mib = after.saturating_sub(before) / 1024;
+    // The budget (16 MiB), the oldest body's 4 MiB, 4 × 256 KiB of HTTP/2 windows, the client's
+    // own buffers and the allocator's slack: well under 100 MiB.
+    assert!(
+        growth_mib < 100,
+        "RSS grew {growth_mib} MiB under a greedy client"
+    );
+    // A good client is still served on a connection of its own.
+    assert_eq!(client(&pki).get(server.addr, "/").await.status(), Some(200));
+    for s in streams {
+        s.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_larger_than_the_budget_still_completes() {
+    let pki = Pki::new();
+    let server = server(&pki, |b| {
+        b.max_buffered_request_bytes(1024 * 1024, 256 * 1024)
+    })
+    .await;
+    let (mut send, _driver) = h2_client::<http_body_util::Full<Bytes>>(&pki, server.addr).await;
+    let body = Bytes::from(vec![1u8; 3 * 1024 * 1024]);
+    let request = http::Request::post("https://localhost/upload")
+        .body(http_body_util::Full::new(body))
+        .unwrap();
+    let response = tokio::time::timeout(Duration::from_secs(20), send.send_request(request))
+        .await
+        .expect("the oldest body must always proceed")
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let text = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&text[..], b"3145728");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_body_that_stops_arriving_fails_at_the_body_timeout() {
+    let pki = Pki::new();
+    let server = server(&pki, |b| b.request_body_timeout(Duration::from_millis(500))).await;
+    let (mut send, _driver) = h2_client::<NeverFinished>(&pki, server.addr).await;
+    let request = http::Request::post("https://localhost/upload")
+        .body(NeverFinished { left: 1000 })
+        .unwrap();
+    let started = Instant::now();
+    let response = tokio::time::timeout(Duration::from_secs(10), send.send_request(request))
+        .await
+        .expect("a stalled body held its request past the body timeout");
+    // axum answers a failed body read with a 4xx; hyper may instead reset the stream.
+    if let Ok(response) = response {
+        assert!(response.status().is_client_error(), "{}", response.status());
+    }
+    assert!(started.elapsed() >= Duration::from_millis(400));
+}
