@@ -76,6 +76,9 @@ use tokio_rustls::rustls;
 use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
+#[path = "loadtest/hostile.rs"]
+mod hostile;
+
 /// The body every server answers with; the client checks it on every response.
 const BODY: &str = "ok";
 /// The path the client requests.
@@ -120,6 +123,10 @@ enum ServerKind {
     /// `AddClientCert`'s docs show) instead of `mtls_tower::serve`, and `mtls`'s router.
     #[serde(rename = "mtls-loop")]
     MtlsLoop,
+    /// `mtls` as built by another binary of this tool (`--before-exe`, an earlier commit's
+    /// `loadtest`): to compare a change side by side in one run.
+    #[serde(rename = "mtls-before")]
+    MtlsBefore,
 }
 
 impl ServerKind {
@@ -132,13 +139,14 @@ impl ServerKind {
     ];
 
     /// Every kind, the variants last.
-    const ALL: [ServerKind; 6] = [
+    const ALL: [ServerKind; 7] = [
         ServerKind::Bare,
         ServerKind::Mtls,
         ServerKind::Naive,
         ServerKind::Nginx,
         ServerKind::ParseOnce,
         ServerKind::MtlsLoop,
+        ServerKind::MtlsBefore,
     ];
 
     /// The name used on the command line and in the output.
@@ -150,6 +158,7 @@ impl ServerKind {
             ServerKind::Nginx => "nginx",
             ServerKind::ParseOnce => "parse-once",
             ServerKind::MtlsLoop => "mtls-loop",
+            ServerKind::MtlsBefore => "mtls-before",
         }
     }
 
@@ -167,6 +176,7 @@ impl ServerKind {
             ServerKind::Nginx => "#2ca02c",
             ServerKind::ParseOnce => "#9467bd",
             ServerKind::MtlsLoop => "#17becf",
+            ServerKind::MtlsBefore => "#aec7e8",
         }
     }
 }
@@ -220,6 +230,8 @@ struct Options {
     /// Where to write the SVG chart.
     #[serde(skip)]
     svg: Option<PathBuf>,
+    /// The `loadtest` binary of an earlier build, for `mtls-before`.
+    before_exe: Option<PathBuf>,
     /// CI mode: assert non-zero throughput and zero errors.
     smoke: bool,
 }
@@ -235,6 +247,7 @@ impl Default for Options {
             servers: ServerKind::DEFAULT.to_vec(),
             json: None,
             svg: None,
+            before_exe: None,
             smoke: false,
         }
     }
@@ -251,6 +264,8 @@ enum Cli {
         /// The folder holding the PKI's PEM files.
         pki: PathBuf,
     },
+    /// Good clients under attack.
+    Hostile(hostile::HostileOptions),
     /// Print the usage.
     Help,
 }
@@ -259,8 +274,11 @@ enum Cli {
 const USAGE: &str = "\
 usage: loadtest [--mode keepalive|handshake|both] [--rounds N] [--seconds S] [--warmup S]
                 [--connections N] [--servers bare,mtls,naive,nginx,parse-once,mtls-loop]
-                [--json PATH] [--svg PATH]
+                [--json PATH] [--svg PATH] [--before-exe PATH (adds mtls-before to --servers)]
        loadtest --smoke      (1 round of 1 s, both modes, bare + mtls; fails on errors)
+       loadtest --hostile [--attacks none,silent,dribble,slow-headers,idle-hoard,garbage,greedy-h2]
+                [--servers mtls,bare,nginx] [--seconds S] [--json PATH]
+                (good clients under attack; default: every attack, mtls + bare + nginx, 8 s)
 defaults: --mode both --rounds 5 --seconds 3 --warmup 1 --connections 32 --servers bare,mtls,naive,nginx";
 
 /// Parses the command line (without the program name).
@@ -268,12 +286,30 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Cli, String> {
     let mut options = Options::default();
     let mut server = None;
     let mut pki = None;
+    let mut hostile = false;
+    let mut attacks = hostile::Attack::ALL.to_vec();
+    let mut servers_given = false;
+    let mut seconds_given = false;
     let mut args = args.into_iter();
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
         match flag.as_str() {
             "--help" | "-h" => return Ok(Cli::Help),
             "--smoke" => options.smoke = true,
+            "--hostile" => hostile = true,
+            "--attacks" => {
+                attacks = Vec::new();
+                for name in value()?.split(',').filter(|s| !s.is_empty()) {
+                    let attack = hostile::Attack::parse(name)
+                        .ok_or_else(|| format!("unknown attack {name:?}"))?;
+                    if !attacks.contains(&attack) {
+                        attacks.push(attack);
+                    }
+                }
+                if attacks.is_empty() {
+                    return Err("--attacks needs at least one attack".into());
+                }
+            }
             "--mode" => {
                 options.modes = match value()?.as_str() {
                     "keepalive" | "keep-alive" => vec![Mode::Keepalive],
@@ -283,7 +319,10 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Cli, String> {
                 }
             }
             "--rounds" => options.rounds = parse_number(&flag, &value()?, 1.0, 1000.0)? as usize,
-            "--seconds" => options.seconds = parse_number(&flag, &value()?, 0.1, 60.0)?,
+            "--seconds" => {
+                options.seconds = parse_number(&flag, &value()?, 0.1, 60.0)?;
+                seconds_given = true;
+            }
             "--warmup" => options.warmup_seconds = parse_number(&flag, &value()?, 0.0, 60.0)?,
             "--connections" => {
                 options.connections = parse_number(&flag, &value()?, 1.0, 1024.0)? as usize;
@@ -301,9 +340,11 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Cli, String> {
                     return Err("--servers needs at least one server".into());
                 }
                 options.servers = servers;
+                servers_given = true;
             }
             "--json" => options.json = Some(PathBuf::from(value()?)),
             "--svg" => options.svg = Some(PathBuf::from(value()?)),
+            "--before-exe" => options.before_exe = Some(PathBuf::from(value()?)),
             "--server" => {
                 let name = value()?;
                 server = Some(
@@ -317,6 +358,21 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Cli, String> {
     if let Some(kind) = server {
         let pki = pki.ok_or("--server needs --pki")?;
         return Ok(Cli::Server { kind, pki });
+    }
+    if options.before_exe.is_some() && !options.servers.contains(&ServerKind::MtlsBefore) {
+        options.servers.push(ServerKind::MtlsBefore);
+    }
+    if hostile {
+        return Ok(Cli::Hostile(hostile::HostileOptions {
+            attacks,
+            servers: if servers_given {
+                options.servers
+            } else {
+                vec![ServerKind::Mtls, ServerKind::Bare, ServerKind::Nginx]
+            },
+            seconds: if seconds_given { options.seconds } else { 8.0 },
+            json: options.json,
+        }));
     }
     if options.smoke {
         options.rounds = 1;
@@ -348,6 +404,7 @@ fn main() -> ExitCode {
         }
         Ok(Cli::Server { kind, pki }) => server_main(kind, &pki),
         Ok(Cli::Run(options)) => client_main(&options),
+        Ok(Cli::Hostile(options)) => hostile::hostile_main(&options),
         Err(e) => {
             eprintln!("loadtest: {e}\n{USAGE}");
             ExitCode::from(2)
@@ -455,15 +512,25 @@ async fn guarded_handler() -> &'static str {
     BODY
 }
 
+/// `POST /upload` (for `--hostile`'s greedy uploads): buffers the whole body, up to 8 MiB, as
+/// axum's `Bytes` extractor does.
+fn upload_route() -> axum::routing::MethodRouter {
+    axum::routing::post(|body: Bytes| async move { body.len().to_string() })
+        .layer(axum::extract::DefaultBodyLimit::max(8 * 1024 * 1024))
+}
+
 /// The router of `bare` and `naive`.
 fn plain_app() -> Router {
-    Router::new().route(PATH, get(plain_handler))
+    Router::new()
+        .route(PATH, get(plain_handler))
+        .route("/upload", upload_route())
 }
 
 /// The router of `mtls`.
 fn mtls_app() -> Router {
     Router::new()
         .route(PATH, get(guarded_handler))
+        .route("/upload", upload_route())
         .layer(RequireClientCertLayer::new(layer_policy()))
 }
 
@@ -525,7 +592,9 @@ fn server_main(kind: ServerKind, pki_dir: &Path) -> ExitCode {
                 Ok(listener) => mtls_tower::serve(listener, mtls_app()).await,
                 Err(e) => Err(e),
             },
-            ServerKind::Nginx => Err(std::io::Error::other("nginx is not a Rust server")),
+            ServerKind::Nginx | ServerKind::MtlsBefore => Err(std::io::Error::other(
+                "nginx and mtls-before are not servers of this binary",
+            )),
         };
         match result {
             Ok(()) => ExitCode::SUCCESS,
@@ -559,7 +628,9 @@ async fn serve_by_hand(tcp: TcpListener, acceptor: TlsAcceptor, per_connection: 
         let (stream, peer) = match tcp.accept().await {
             Ok(conn) => conn,
             Err(e) => {
-                eprintln!("accept: {e}");
+                // Once: under `--hostile`'s hoarding this is every 10 ms.
+                static SAID: std::sync::Once = std::sync::Once::new();
+                SAID.call_once(|| eprintln!("bare server: accept: {e} (said once)"));
                 tokio::time::sleep(Duration::from_millis(10)).await;
                 continue;
             }
@@ -652,6 +723,46 @@ fn naive_check(
 // Starting and stopping the servers (parent side)
 // ---------------------------------------------------------------------------------------------
 
+/// How a server process is launched: pinned to a core, with an open-file limit (for `--hostile`).
+#[derive(Clone, Debug, Default)]
+struct Launch {
+    /// The core to pin it to (`taskset -c`).
+    cpu: Option<usize>,
+    /// Its open-file limit (`ulimit -n`).
+    nofile: Option<u64>,
+}
+
+impl Launch {
+    /// A command that runs `program` under these settings (through bash and taskset when set).
+    fn command(&self, program: &Path) -> Command {
+        if self.cpu.is_none() && self.nofile.is_none() {
+            return Command::new(program);
+        }
+        let mut script = String::new();
+        if let Some(n) = self.nofile {
+            let _ = write!(script, "ulimit -n {n} && ");
+        }
+        script.push_str("exec ");
+        if let Some(cpu) = self.cpu {
+            let _ = write!(script, "taskset -c {cpu} ");
+        }
+        script.push_str("\"$0\" \"$@\"");
+        let mut command = Command::new("bash");
+        command.arg("-c").arg(script).arg(program);
+        command
+    }
+}
+
+/// Which nginx configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum NginxStyle {
+    /// The throughput runs: one worker per core, 4,096 connections per worker, HTTP/1.1.
+    Throughput,
+    /// `--hostile`: the issue's anchor, one worker with the default 768 connections, and HTTP/2
+    /// for the greedy uploads.
+    Hostile,
+}
+
 /// A running server process.
 struct ServerProcess {
     /// Which server.
@@ -669,10 +780,31 @@ struct ServerProcess {
 impl ServerProcess {
     /// Starts a Rust server: this binary with `--server KIND --pki DIR`, and reads its port.
     fn start_rust(kind: ServerKind, pki_dir: &Path) -> Result<ServerProcess, String> {
+        ServerProcess::start_rust_with(kind, pki_dir, &Launch::default())
+    }
+
+    /// [`start_rust`](Self::start_rust), launched as `launch` says.
+    fn start_rust_with(
+        kind: ServerKind,
+        pki_dir: &Path,
+        launch: &Launch,
+    ) -> Result<ServerProcess, String> {
         let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
-        let mut child = Command::new(exe)
+        ServerProcess::start_exe(&exe, kind, kind, pki_dir, launch)
+    }
+
+    /// Starts `exe --server AS`, reported as `kind`.
+    fn start_exe(
+        exe: &Path,
+        kind: ServerKind,
+        run_as: ServerKind,
+        pki_dir: &Path,
+        launch: &Launch,
+    ) -> Result<ServerProcess, String> {
+        let mut child = launch
+            .command(exe)
             .arg("--server")
-            .arg(kind.name())
+            .arg(run_as.name())
             .arg("--pki")
             .arg(pki_dir)
             .stdin(Stdio::piped())
@@ -709,17 +841,44 @@ impl ServerProcess {
 
     /// Starts nginx with a configuration of its own in `pki_dir`, and waits until it listens.
     fn start_nginx(nginx: &Path, pki_dir: &Path, workers: usize) -> Result<ServerProcess, String> {
+        ServerProcess::start_nginx_styled(
+            nginx,
+            pki_dir,
+            workers,
+            NginxStyle::Throughput,
+            &Launch::default(),
+        )
+    }
+
+    /// nginx in `style` (one worker for `Hostile`), launched as `launch` says.
+    fn start_nginx_with(
+        nginx: &Path,
+        pki_dir: &Path,
+        style: NginxStyle,
+        launch: &Launch,
+    ) -> Result<ServerProcess, String> {
+        ServerProcess::start_nginx_styled(nginx, pki_dir, 1, style, launch)
+    }
+
+    fn start_nginx_styled(
+        nginx: &Path,
+        pki_dir: &Path,
+        workers: usize,
+        style: NginxStyle,
+        launch: &Launch,
+    ) -> Result<ServerProcess, String> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map_err(|e| format!("cannot find a free port: {e}"))?
             .port();
         let conf = pki_dir.join("nginx.conf");
         let error_log = pki_dir.join("nginx-error.log");
-        std::fs::write(&conf, nginx_conf(pki_dir, port, workers))
+        std::fs::write(&conf, nginx_conf(pki_dir, port, workers, style))
             .map_err(|e| format!("cannot write {}: {e}", conf.display()))?;
         let mut prefix = pki_dir.as_os_str().to_owned();
         prefix.push("/");
-        let mut child = Command::new(nginx)
+        let mut child = launch
+            .command(nginx)
             .arg("-p")
             .arg(&prefix)
             .arg("-c")
@@ -821,8 +980,26 @@ fn terminate(pid: u32) {
 /// servers log nothing per request either), and no limit on requests per keep-alive connection
 /// (nginx closes a connection after 1000 requests by default, which would add handshakes to its
 /// keep-alive figures).
-fn nginx_conf(dir: &Path, port: u16, workers: usize) -> String {
+///
+/// `Hostile` keeps nginx's defaults for what the attacks probe (768 `worker_connections`, the
+/// 60 s `client_header_timeout`, 75 s `keepalive_timeout`), as the issue's anchor ran it, and adds
+/// HTTP/2 and an `/upload` location for the greedy uploads (nginx reads and discards the body).
+fn nginx_conf(dir: &Path, port: u16, workers: usize, style: NginxStyle) -> String {
     let d = dir.display();
+    let (connections, keepalive, http2, upload) = match style {
+        NginxStyle::Throughput => (
+            "worker_connections 4096;",
+            "keepalive_timeout 300s;\n    keepalive_requests 100000000;",
+            "",
+            "",
+        ),
+        NginxStyle::Hostile => (
+            "",
+            "",
+            " http2",
+            "location /upload {\n            client_max_body_size 16m;\n            return 200 \"ok\";\n        }",
+        ),
+    };
     format!(
         r#"daemon off;
 master_process on;
@@ -830,7 +1007,7 @@ worker_processes {workers};
 pid {d}/nginx.pid;
 error_log {d}/nginx-error.log warn;
 events {{
-    worker_connections 4096;
+    {connections}
 }}
 http {{
     access_log off;
@@ -840,10 +1017,9 @@ http {{
     fastcgi_temp_path {d}/nginx-fastcgi;
     uwsgi_temp_path {d}/nginx-uwsgi;
     scgi_temp_path {d}/nginx-scgi;
-    keepalive_timeout 300s;
-    keepalive_requests 100000000;
+    {keepalive}
     server {{
-        listen 127.0.0.1:{port} ssl;
+        listen 127.0.0.1:{port} ssl{http2};
         server_name localhost;
         ssl_protocols TLSv1.3;
         ssl_certificate {d}/server.pem;
@@ -854,6 +1030,7 @@ http {{
         location / {{
             return 200 "{BODY}";
         }}
+        {upload}
     }}
 }}
 "#
@@ -1539,6 +1716,19 @@ fn client_main(options: &Options) -> ExitCode {
                     nginx_version_text = nginx_version(&bin);
                     ServerProcess::start_nginx(&bin, &pki.dir, cpus)
                 }
+            }
+        } else if kind == ServerKind::MtlsBefore {
+            match &options.before_exe {
+                None => Err(
+                    "mtls-before needs --before-exe PATH (an earlier build of loadtest)".to_owned(),
+                ),
+                Some(exe) => ServerProcess::start_exe(
+                    exe,
+                    kind,
+                    ServerKind::Mtls,
+                    &pki.dir,
+                    &Launch::default(),
+                ),
             }
         } else {
             ServerProcess::start_rust(kind, &pki.dir)

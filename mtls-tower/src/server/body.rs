@@ -167,7 +167,9 @@ impl GrpcFrames {
 pub(crate) struct Account {
     connection: Arc<Budget>,
     listener: Arc<Budget>,
-    seq: u64,
+    /// Its age among the listener's bodies, from its first held byte (never-holding bodies, such
+    /// as a GET's, cost no shared counter).
+    seq: Option<u64>,
     held: usize,
     counting: Counting,
 }
@@ -175,7 +177,6 @@ pub(crate) struct Account {
 impl Account {
     /// An account for a new request body. `grpc`: an HTTP/2 request with a gRPC content type.
     pub(crate) fn new(connection: Arc<Budget>, listener: Arc<Budget>, grpc: bool) -> Account {
-        let seq = listener.next_seq.fetch_add(1, Relaxed);
         let counting = if grpc {
             Counting::Grpc(GrpcFrames::default())
         } else {
@@ -186,7 +187,7 @@ impl Account {
         Account {
             connection,
             listener,
-            seq,
+            seq: None,
             held: 0,
             counting,
         }
@@ -201,20 +202,26 @@ impl Account {
     }
 
     fn admit(&self, waker: &Waker) -> bool {
-        !self.counts_more()
-            || (self.connection.admit(self.seq, waker) && self.listener.admit(self.seq, waker))
+        !self.counts_more() || {
+            // A body that holds nothing yet is never the oldest holder.
+            let seq = self.seq.unwrap_or(u64::MAX);
+            self.connection.admit(seq, waker) && self.listener.admit(seq, waker)
+        }
     }
 
     fn read(&mut self, data: &[u8]) {
         let first = self.held == 0;
+        let seq = *self
+            .seq
+            .get_or_insert_with(|| self.listener.next_seq.fetch_add(1, Relaxed));
         let (add, release) = match &mut self.counting {
             Counting::Whole { cap } => (data.len().min(cap.saturating_sub(self.held)), 0),
             Counting::Grpc(frames) => (data.len(), frames.advance(data)),
         };
         if add > 0 {
             self.held += add;
-            self.connection.hold(self.seq, first, add);
-            self.listener.hold(self.seq, first, add);
+            self.connection.hold(seq, first, add);
+            self.listener.hold(seq, first, add);
         }
         if release > 0 {
             self.held -= release;
@@ -222,8 +229,8 @@ impl Account {
             self.listener.release(release);
         }
         if self.held == 0 && (add > 0 || release > 0) {
-            self.connection.leave(self.seq);
-            self.listener.leave(self.seq);
+            self.connection.leave(seq);
+            self.listener.leave(seq);
         }
     }
 
@@ -232,10 +239,13 @@ impl Account {
         if let Counting::Grpc(frames) = &mut self.counting {
             *frames = GrpcFrames::default();
         }
-        self.connection.release(held);
-        self.listener.release(held);
-        self.connection.leave(self.seq);
-        self.listener.leave(self.seq);
+        // Holding nothing, it has already left the holders (or never joined them).
+        if let (true, Some(seq)) = (held > 0, self.seq) {
+            self.connection.release(held);
+            self.listener.release(held);
+            self.connection.leave(seq);
+            self.listener.leave(seq);
+        }
     }
 }
 

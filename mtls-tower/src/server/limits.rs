@@ -54,6 +54,10 @@
 //! | [`drain_timeout`](crate::MtlsListenerBuilder::drain_timeout) | 30 s | a connection told to close (age, shutdown, room needed) that never finishes its requests; also bounds graceful shutdown |
 //! | [`request_body_timeout`](crate::MtlsListenerBuilder::request_body_timeout) | 30 s | a request body that stops arriving while the app waits for it |
 //!
+//! A connection upgraded away from HTTP (a WebSocket, through `hyper::upgrade`) leaves these HTTP
+//! limits at the upgrade: it still counts against `max_connections`, and its own protocol's
+//! timeouts are the app's to set.
+//!
 //! # Memory
 //!
 //! | limit | default | what it bounds |
@@ -81,16 +85,20 @@
 //! **The budget arithmetic, with the defaults**, for 1,000 connections of an admitted client
 //! that opens every stream it may and sends large messages it never finishes:
 //!
-//! - bytes the app holds: ≤ 64 MiB (the listener's pool), plus one message for the oldest body
-//!   (tonic: 4 MiB), plus at most one 16 KiB frame per worker thread read past the budget;
-//! - bytes hyper buffers: ≤ 256 KiB per connection (the connection window) = 250 MiB;
-//! - request heads: ≤ 16 KiB per stream (hyper's header-list limit) × 100 streams = 1.6 MiB per
-//!   connection, but only for a client that fills both; a greedy client's head costs what its
-//!   `HeaderMap` holds (measured: about 2.5 KiB for a gRPC head);
+//! - bytes the app holds: at most 64 MiB (the listener's pool), plus one message for the oldest
+//!   body (tonic: 4 MiB), plus at most one 16 KiB frame per worker thread read past the budget;
+//! - bytes hyper buffers before the app reads them: at most 256 KiB per connection (the
+//!   connection window), 250 MiB for 1,000;
+//! - request heads: at most 16 KiB each (hyper's header-list limit) for 100 streams, 1.6 MiB per
+//!   connection for a client that fills every head to the limit;
+//! - each connection's own state (TLS and HTTP buffers, the parsed identity): measured at about
+//!   60 KiB (`BENCHMARKS.md`, 1,024 idle connections in 64 MiB).
 //!
-//! so about 64 + 4 + 250 MiB plus the heads and the fixed per-connection state (TLS and HTTP
-//! buffers, about 40–60 KiB), where hyper's defaults and no accounting let the same client reach
-//! 100 × 4 MiB *per connection*. `BENCHMARKS.md` has the measured figure.
+//! That is about 64 + 4 + 250 + 60 MiB, plus up to 1.6 GiB if every one of the 100,000 streams
+//! also carries a 16 KiB head (lower `http2_max_concurrent_streams` or, with
+//! [`configure_http`](crate::MtlsListenerBuilder::configure_http), hyper's
+//! `max_header_list_size` to shrink that term). With hyper's defaults and no accounting the same
+//! client could make the app hold 200 × 4 MiB *per connection*.
 //!
 //! What this does not cover: what a handler allocates on its own account, and a body that lies
 //! about being gRPC to an axum route that buffers it (the axum route's own body limit, 2 MiB by

@@ -716,7 +716,10 @@ mod tests {
         let (mut a, mut a_rx) = admitted(&t).await;
         assert!(a.hello_received());
         assert!(a.serving(None));
-        assert_eq!(t.shed_for_descriptors_among(10, std::slice::from_ref(&t)), 0);
+        assert_eq!(
+            t.shed_for_descriptors_among(10, std::slice::from_ref(&t)),
+            0
+        );
         assert!(a_rx.try_recv().is_err());
     }
 
