@@ -100,7 +100,7 @@ enum Counting {
     Whole { cap: usize },
     /// gRPC length-prefixed messages: a complete message stops counting when the next one
     /// begins (tonic yields each message before it reads the next).
-    Grpc(GrpcFrames),
+    Grpc(Box<GrpcFrames>),
 }
 
 /// Where a gRPC body is in its length-prefixed messages (1-byte flag, 4-byte big-endian length).
@@ -162,11 +162,17 @@ impl GrpcFrames {
     }
 }
 
+/// A connection's budget and its listener's, shared by the connection's bodies.
+#[derive(Debug)]
+pub(crate) struct Budgets {
+    pub(crate) connection: Budget,
+    pub(crate) listener: Arc<Budget>,
+}
+
 /// One body's account with its two budgets.
 #[derive(Debug)]
 pub(crate) struct Account {
-    connection: Arc<Budget>,
-    listener: Arc<Budget>,
+    budgets: Arc<Budgets>,
     /// Its age among the listener's bodies, from its first held byte (never-holding bodies, such
     /// as a GET's, cost no shared counter).
     seq: Option<u64>,
@@ -176,17 +182,16 @@ pub(crate) struct Account {
 
 impl Account {
     /// An account for a new request body. `grpc`: an HTTP/2 request with a gRPC content type.
-    pub(crate) fn new(connection: Arc<Budget>, listener: Arc<Budget>, grpc: bool) -> Account {
+    pub(crate) fn new(budgets: Arc<Budgets>, grpc: bool) -> Account {
         let counting = if grpc {
-            Counting::Grpc(GrpcFrames::default())
+            Counting::Grpc(Box::default())
         } else {
             Counting::Whole {
-                cap: connection.limit,
+                cap: budgets.connection.limit,
             }
         };
         Account {
-            connection,
-            listener,
+            budgets,
             seq: None,
             held: 0,
             counting,
@@ -205,7 +210,7 @@ impl Account {
         !self.counts_more() || {
             // A body that holds nothing yet is never the oldest holder.
             let seq = self.seq.unwrap_or(u64::MAX);
-            self.connection.admit(seq, waker) && self.listener.admit(seq, waker)
+            self.budgets.connection.admit(seq, waker) && self.budgets.listener.admit(seq, waker)
         }
     }
 
@@ -213,38 +218,38 @@ impl Account {
         let first = self.held == 0;
         let seq = *self
             .seq
-            .get_or_insert_with(|| self.listener.next_seq.fetch_add(1, Relaxed));
+            .get_or_insert_with(|| self.budgets.listener.next_seq.fetch_add(1, Relaxed));
         let (add, release) = match &mut self.counting {
             Counting::Whole { cap } => (data.len().min(cap.saturating_sub(self.held)), 0),
             Counting::Grpc(frames) => (data.len(), frames.advance(data)),
         };
         if add > 0 {
             self.held += add;
-            self.connection.hold(seq, first, add);
-            self.listener.hold(seq, first, add);
+            self.budgets.connection.hold(seq, first, add);
+            self.budgets.listener.hold(seq, first, add);
         }
         if release > 0 {
             self.held -= release;
-            self.connection.release(release);
-            self.listener.release(release);
+            self.budgets.connection.release(release);
+            self.budgets.listener.release(release);
         }
         if self.held == 0 && (add > 0 || release > 0) {
-            self.connection.leave(seq);
-            self.listener.leave(seq);
+            self.budgets.connection.leave(seq);
+            self.budgets.listener.leave(seq);
         }
     }
 
     fn release_all(&mut self) {
         let held = std::mem::take(&mut self.held);
         if let Counting::Grpc(frames) = &mut self.counting {
-            *frames = GrpcFrames::default();
+            **frames = GrpcFrames::default();
         }
         // Holding nothing, it has already left the holders (or never joined them).
         if let (true, Some(seq)) = (held > 0, self.seq) {
-            self.connection.release(held);
-            self.listener.release(held);
-            self.connection.leave(seq);
-            self.listener.leave(seq);
+            self.budgets.connection.release(held);
+            self.budgets.listener.release(held);
+            self.budgets.connection.leave(seq);
+            self.budgets.listener.leave(seq);
         }
     }
 }
@@ -422,8 +427,17 @@ fn log_body_timeout(timeout: Duration) {
 mod tests {
     use super::*;
 
-    fn budgets(conn: usize, total: usize) -> (Arc<Budget>, Arc<Budget>) {
-        (Arc::new(Budget::new(conn)), Arc::new(Budget::new(total)))
+    /// A connection's budgets, and its listener's budget to look at.
+    fn budgets(conn: usize, total: usize) -> (Arc<Budgets>, Arc<Budget>) {
+        let listener = Arc::new(Budget::new(total));
+        (on(conn, &listener), listener)
+    }
+
+    fn on(conn: usize, listener: &Arc<Budget>) -> Arc<Budgets> {
+        Arc::new(Budgets {
+            connection: Budget::new(conn),
+            listener: listener.clone(),
+        })
     }
 
     fn grpc_message(len: u32) -> Vec<u8> {
@@ -436,18 +450,18 @@ mod tests {
     #[test]
     fn whole_bodies_hold_what_they_read_until_released() {
         let (c, l) = budgets(1000, 10_000);
-        let mut a = Account::new(c.clone(), l.clone(), false);
+        let mut a = Account::new(c.clone(), false);
         a.read(&[0; 300]);
         a.read(&[0; 200]);
-        assert_eq!((c.used(), l.used()), (500, 500));
+        assert_eq!((c.connection.used(), l.used()), (500, 500));
         drop(a);
-        assert_eq!((c.used(), l.used()), (0, 0));
+        assert_eq!((c.connection.used(), l.used()), (0, 0));
     }
 
     #[test]
     fn a_whole_body_counts_at_most_the_connection_budget() {
         let (c, l) = budgets(1000, 10_000);
-        let mut a = Account::new(c.clone(), l.clone(), false);
+        let mut a = Account::new(c.clone(), false);
         for _ in 0..10 {
             a.read(&[0; 400]);
         }
@@ -461,7 +475,7 @@ mod tests {
     #[test]
     fn a_grpc_message_is_released_when_the_next_one_begins() {
         let (c, l) = budgets(1 << 20, 1 << 20);
-        let mut a = Account::new(c.clone(), l.clone(), true);
+        let mut a = Account::new(c.clone(), true);
         a.read(&grpc_message(100));
         assert_eq!(
             l.used(),
@@ -474,13 +488,13 @@ mod tests {
         a.read(&second[3..]);
         assert_eq!(l.used(), 55);
         drop(a);
-        assert_eq!((c.used(), l.used()), (0, 0));
+        assert_eq!((c.connection.used(), l.used()), (0, 0));
     }
 
     #[test]
     fn grpc_headers_split_across_reads_are_parsed() {
         let (c, l) = budgets(1 << 20, 1 << 20);
-        let mut a = Account::new(c, l.clone(), true);
+        let mut a = Account::new(c, true);
         let msg = grpc_message(10);
         for byte in &msg {
             a.read(std::slice::from_ref(byte));
@@ -493,7 +507,7 @@ mod tests {
     #[test]
     fn an_unfinished_grpc_message_stays_held() {
         let (c, l) = budgets(1 << 30, 1 << 30);
-        let mut a = Account::new(c, l.clone(), true);
+        let mut a = Account::new(c, true);
         let msg = grpc_message(4 << 20);
         a.read(&msg[..msg.len() - 1]);
         assert_eq!(l.used(), msg.len() - 1);
@@ -503,8 +517,8 @@ mod tests {
     fn over_budget_only_the_oldest_holder_proceeds() {
         let (c, l) = budgets(100, 100);
         let waker = Waker::noop();
-        let mut old = Account::new(c.clone(), l.clone(), false);
-        let mut young = Account::new(c.clone(), l.clone(), false);
+        let mut old = Account::new(c.clone(), false);
+        let mut young = Account::new(c.clone(), false);
         old.read(&[0; 60]);
         young.read(&[0; 60]);
         assert!(old.admit(waker), "the oldest always proceeds");
@@ -516,10 +530,10 @@ mod tests {
     #[test]
     fn a_new_body_waits_while_the_listener_budget_is_spent_by_other_connections() {
         let l = Arc::new(Budget::new(100));
-        let (c1, c2) = (Arc::new(Budget::new(1000)), Arc::new(Budget::new(1000)));
-        let mut greedy = Account::new(c1, l.clone(), true);
+        let (c1, c2) = (on(1000, &l), on(1000, &l));
+        let mut greedy = Account::new(c1, true);
         greedy.read(&grpc_message(4 << 20)[..150]);
-        let newcomer = Account::new(c2, l.clone(), true);
+        let newcomer = Account::new(c2, true);
         assert!(!newcomer.admit(Waker::noop()));
         drop(greedy);
         assert!(newcomer.admit(Waker::noop()));

@@ -17,7 +17,7 @@ use hyper_util::rt::TokioExecutor;
 use tokio::time::Instant;
 use tower_service::Service;
 
-use super::body::{Account, Budget, RequestBody};
+use super::body::{Account, Budget, Budgets, RequestBody};
 use super::connection::AddClientCert;
 use super::limits::Limits;
 use super::listener::{HttpConfig, MtlsListener, MtlsStream, ServeConnection};
@@ -173,12 +173,14 @@ where
         }
         let service = Tracked {
             inner: AddClientCert::for_stream(app, &stream, peer),
-            activity: activity.clone(),
-            connection_budget: Arc::new(Budget::new(
-                limits.max_buffered_request_bytes_per_connection,
-            )),
-            listener_budget: listener_budget.clone(),
-            body_timeout: limits.request_body_timeout,
+            shared: Arc::new(PerConnection {
+                activity: activity.clone(),
+                budgets: Arc::new(Budgets {
+                    connection: Budget::new(limits.max_buffered_request_bytes_per_connection),
+                    listener: listener_budget.clone(),
+                }),
+                body_timeout: limits.request_body_timeout,
+            }),
         };
         let builder = builder.clone();
         let drain = limits.drain_timeout;
@@ -260,6 +262,10 @@ async fn drive<C, E>(
     let timer = tokio::time::sleep_until(first);
     let mut timer = std::pin::pin!(timer);
     let mut deadline = first;
+    // Whether the timer has been polled since its last reset: a polled `Sleep` keeps the task's
+    // waker and wakes it when due, so later wake-ups (every read and write) only need to look
+    // whether it has elapsed, not poll it again.
+    let mut armed = false;
     let mut seen_epoch = activity.epoch();
     let mut signal_open = true;
     let mut closing = false;
@@ -281,6 +287,7 @@ async fn drive<C, E>(
                         closing = true;
                         deadline = Instant::now() + drain;
                         timer.as_mut().reset(deadline);
+                        armed = false;
                         continue;
                     }
                 }
@@ -288,16 +295,24 @@ async fn drive<C, E>(
             let epoch = activity.epoch();
             if epoch != seen_epoch {
                 seen_epoch = epoch;
-                // Only an earlier deadline needs the timer moved; a later one is found when the
-                // timer fires early. That keeps timer updates off the per-request path.
-                let (at, _) = activity.next_deadline(&timeouts, deadline);
-                if at < deadline {
-                    deadline = at;
-                    timer.as_mut().reset(at);
+                // A request head began. Only that can bring a deadline earlier; a later one
+                // (requests starting or finishing) is found when the timer fires early. That
+                // keeps timer updates and clock reads off the per-request path.
+                if let Some(at) = activity.header_deadline(&timeouts) {
+                    if at < deadline {
+                        deadline = at;
+                        timer.as_mut().reset(at);
+                        armed = false;
+                    }
                 }
             }
         }
-        if timer.as_mut().poll(cx).is_pending() {
+        if armed {
+            if !timer.is_elapsed() {
+                return Poll::Pending;
+            }
+        } else if timer.as_mut().poll(cx).is_pending() {
+            armed = true;
             return Poll::Pending;
         }
         let now = Instant::now();
@@ -321,6 +336,7 @@ async fn drive<C, E>(
             deadline = at;
         }
         timer.as_mut().reset(deadline);
+        armed = false;
     })
     .await;
 }
@@ -340,12 +356,17 @@ fn log_connection_error(peer: SocketAddr, e: &dyn std::fmt::Display) {
 }
 
 /// Around each connection's service: counts requests in flight (for the idle timeout and the
-/// choice of an idle connection to close) and gives each request a [`RequestBody`].
+/// choice of an idle connection to close) and gives each request a [`RequestBody`]. hyper-util
+/// clones it per request, so what it shares sits behind one `Arc`.
 struct Tracked<S> {
     inner: S,
+    shared: Arc<PerConnection>,
+}
+
+/// What a connection's requests share.
+struct PerConnection {
     activity: Arc<Activity>,
-    connection_budget: Arc<Budget>,
-    listener_budget: Arc<Budget>,
+    budgets: Arc<Budgets>,
     body_timeout: Duration,
 }
 
@@ -353,10 +374,7 @@ impl<S: Clone> Clone for Tracked<S> {
     fn clone(&self) -> Self {
         Tracked {
             inner: self.inner.clone(),
-            activity: self.activity.clone(),
-            connection_budget: self.connection_budget.clone(),
-            listener_budget: self.listener_budget.clone(),
-            body_timeout: self.body_timeout,
+            shared: self.shared.clone(),
         }
     }
 }
@@ -374,19 +392,16 @@ where
     }
 
     fn call(&mut self, req: Request<Incoming>) -> Self::Future {
-        self.activity.request_started();
-        let in_flight = InFlight(self.activity.clone());
+        let shared = &*self.shared;
+        shared.activity.request_started();
+        let in_flight = InFlight(shared.activity.clone());
         let grpc = req.version() == http::Version::HTTP_2
             && req
                 .headers()
                 .get(http::header::CONTENT_TYPE)
                 .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
-        let account = Account::new(
-            self.connection_budget.clone(),
-            self.listener_budget.clone(),
-            grpc,
-        );
-        let timeout = self.body_timeout;
+        let account = Account::new(shared.budgets.clone(), grpc);
+        let timeout = shared.body_timeout;
         let req = req.map(|body| RequestBody::new(body, account, timeout));
         TrackedFuture {
             future: self.inner.call(req),

@@ -432,6 +432,8 @@ const MAX_LINGERING: usize = 256;
 
 /// "Not set" for the millisecond fields of [`Activity`].
 const UNSET: u64 = u64::MAX;
+/// A request head began, its time not read yet.
+const HEAD_UNSTAMPED: u64 = u64::MAX - 1;
 
 /// What a served connection is doing, for its timeouts and for the table's choice of an idle
 /// connection to close. Written by the connection's stream (bytes received) and its service
@@ -446,9 +448,12 @@ pub(crate) struct Activity {
     /// flight); 0 until the first request.
     idle_since_ms: AtomicU64,
     /// Milliseconds after `started` of the first byte received while idle: a request head has
-    /// begun. `UNSET` otherwise.
+    /// begun. `UNSET` otherwise; `HEAD_UNSTAMPED` until the driver reads the clock for it (in the
+    /// common case the head completes first, and no clock is read at all).
     head_started_ms: AtomicU64,
-    /// Changes whenever a deadline may have moved, so the driver recomputes them only then.
+    /// Changes when a deadline may have moved earlier (a request head began), so the driver
+    /// recomputes only then. Requests starting or finishing only move deadlines later, which the
+    /// driver finds when its timer fires: nothing on the per-request path touches the timer.
     epoch: AtomicU64,
     /// Whether bytes received while idle start the request-header timer (HTTP/1).
     arm_on_bytes: AtomicBool,
@@ -475,7 +480,7 @@ impl Activity {
     }
 
     fn ms_since_start(&self) -> u64 {
-        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(UNSET - 1)
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(HEAD_UNSTAMPED - 1)
     }
 
     fn at(&self, ms: u64) -> Instant {
@@ -496,8 +501,18 @@ impl Activity {
             && self.head_started_ms.load(Relaxed) == UNSET
             && self.arm_on_bytes.load(Relaxed)
         {
-            self.head_started_ms.store(self.ms_since_start(), Relaxed);
+            self.head_started_ms.store(HEAD_UNSTAMPED, Relaxed);
             self.epoch.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Reads the clock for a head that began since the last look.
+    fn stamp_head(&self) {
+        if self.head_started_ms.load(Relaxed) == HEAD_UNSTAMPED {
+            let now = self.ms_since_start();
+            let _ = self
+                .head_started_ms
+                .compare_exchange(HEAD_UNSTAMPED, now, Relaxed, Relaxed);
         }
     }
 
@@ -506,7 +521,6 @@ impl Activity {
         self.in_flight.fetch_add(1, Relaxed);
         self.requests.fetch_add(1, Relaxed);
         self.head_started_ms.store(UNSET, Relaxed);
-        self.epoch.fetch_add(1, Relaxed);
     }
 
     /// A request's response is finished (or dropped).
@@ -514,12 +528,22 @@ impl Activity {
         if self.in_flight.fetch_sub(1, Relaxed) == 1 {
             self.idle_since_ms.store(self.ms_since_start(), Relaxed);
         }
-        self.epoch.fetch_add(1, Relaxed);
+    }
+
+    /// When a request head that has begun (and not yet finished) must be complete: the only
+    /// deadline that can move earlier between two looks of the driver.
+    pub(crate) fn header_deadline(&self, t: &Timeouts) -> Option<Instant> {
+        self.stamp_head();
+        match self.head_started_ms.load(Relaxed) {
+            UNSET => None,
+            ms => self.at(ms).checked_add(t.header),
+        }
     }
 
     /// The connection's next deadline under `t`, and what it is for; `now` is when busy
     /// connections re-check (every idle timeout, so that the idle deadline is exact once idle).
     pub(crate) fn next_deadline(&self, t: &Timeouts, now: Instant) -> (Instant, Expiry) {
+        self.stamp_head();
         let mut next = (
             t.max_age.and_then(|a| self.started.checked_add(a)),
             Expiry::MaxAge,
