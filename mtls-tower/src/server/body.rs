@@ -515,7 +515,7 @@ mod tests {
 
     #[test]
     fn over_budget_only_the_oldest_holder_proceeds() {
-        let (c, l) = budgets(100, 100);
+        let (c, _) = budgets(100, 100);
         let waker = Waker::noop();
         let mut old = Account::new(c.clone(), false);
         let mut young = Account::new(c.clone(), false);
