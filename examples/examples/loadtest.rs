@@ -6,7 +6,14 @@
 //! cargo run --release --example loadtest -- --smoke            # CI: 1 short round, bare + mtls
 //! cargo run --release --example loadtest -- --mode keepalive --rounds 3 --seconds 2 \
 //!     --servers bare,mtls --json benchmarks/loadtest.json --svg benchmarks/loadtest.svg
+//! cargo run --release --example loadtest -- --hostile           # good clients under attack
+//! cargo run --release --example loadtest -- --hostile --smoke   # CI: a silent flood, 2 s
 //! ```
+//!
+//! `--hostile` (see `loadtest/hostile.rs`) runs seven attacks against `mtls`, `bare` and nginx,
+//! each server pinned to its own core, and measures a good client's success rate and latency, the
+//! server's peak RSS and CPU. `--before-exe PATH` adds `mtls-before`, the `mtls` server of another
+//! build of this tool, to either kind of run: a change measured beside the code before it.
 //!
 //! One run starts every server it compares, each in its own process on its own 127.0.0.1 port
 //! (the Rust servers are this binary re-executed with a hidden `--server KIND` flag), all with the
@@ -279,6 +286,8 @@ usage: loadtest [--mode keepalive|handshake|both] [--rounds N] [--seconds S] [--
        loadtest --hostile [--attacks none,silent,dribble,slow-headers,idle-hoard,garbage,greedy-h2]
                 [--servers mtls,bare,nginx] [--seconds S] [--json PATH]
                 (good clients under attack; default: every attack, mtls + bare + nginx, 8 s)
+       loadtest --hostile --smoke   (CI: none + silent against mtls, 2 s; fails unless every
+                                     good request succeeds)
 defaults: --mode both --rounds 5 --seconds 3 --warmup 1 --connections 32 --servers bare,mtls,naive,nginx";
 
 /// Parses the command line (without the program name).
@@ -363,16 +372,28 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Cli, String> {
         options.servers.push(ServerKind::MtlsBefore);
     }
     if hostile {
-        return Ok(Cli::Hostile(hostile::HostileOptions {
-            attacks,
-            servers: if servers_given {
-                options.servers
-            } else {
-                vec![ServerKind::Mtls, ServerKind::Bare, ServerKind::Nginx]
-            },
-            seconds: if seconds_given { options.seconds } else { 8.0 },
-            json: options.json,
-        }));
+        return Ok(Cli::Hostile(
+            hostile::HostileOptions {
+                attacks,
+                servers: if servers_given {
+                    options.servers
+                } else if options.before_exe.is_some() {
+                    vec![
+                        ServerKind::Mtls,
+                        ServerKind::MtlsBefore,
+                        ServerKind::Bare,
+                        ServerKind::Nginx,
+                    ]
+                } else {
+                    vec![ServerKind::Mtls, ServerKind::Bare, ServerKind::Nginx]
+                },
+                seconds: if seconds_given { options.seconds } else { 8.0 },
+                json: options.json,
+                smoke: false,
+                before_exe: options.before_exe,
+            }
+            .smoke_if(options.smoke),
+        ));
     }
     if options.smoke {
         options.rounds = 1;
@@ -740,7 +761,11 @@ impl Launch {
         }
         let mut script = String::new();
         if let Some(n) = self.nofile {
-            let _ = write!(script, "ulimit -n {n} && ");
+            // Where the hard limit is lower, the server runs with what it may have.
+            let _ = write!(
+                script,
+                "ulimit -n {n} 2>/dev/null || ulimit -n \"$(ulimit -Hn)\"; "
+            );
         }
         script.push_str("exec ");
         if let Some(cpu) = self.cpu {
