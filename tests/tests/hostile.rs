@@ -675,3 +675,124 @@ impl http_body::Body for GrpcPrefixed {
         Pin::new(&mut self.rest).poll_frame(cx)
     }
 }
+
+struct Collector;
+
+#[tonic::async_trait]
+impl mtls_examples::greeter::Streams for Collector {
+    type RepeatStream = Pin<
+        Box<
+            dyn tokio_stream::Stream<
+                    Item = Result<mtls_examples::greeter::HelloReply, tonic::Status>,
+                > + Send,
+        >,
+    >;
+
+    async fn repeat(
+        &self,
+        _request: tonic::Request<mtls_examples::greeter::HelloRequest>,
+    ) -> Result<tonic::Response<Self::RepeatStream>, tonic::Status> {
+        Err(tonic::Status::unimplemented("not here"))
+    }
+
+    async fn collect(
+        &self,
+        request: tonic::Request<tonic::Streaming<mtls_examples::greeter::HelloRequest>>,
+    ) -> Result<tonic::Response<mtls_examples::greeter::HelloReply>, tonic::Status> {
+        let mut requests = request.into_inner();
+        let mut names = Vec::new();
+        while let Some(request) = requests.message().await? {
+            names.push(request.name);
+        }
+        Ok(tonic::Response::new(mtls_examples::greeter::HelloReply {
+            message: names.join(","),
+        }))
+    }
+
+    type ChatStream = Self::RepeatStream;
+
+    async fn chat(
+        &self,
+        _request: tonic::Request<tonic::Streaming<mtls_examples::greeter::HelloRequest>>,
+    ) -> Result<tonic::Response<Self::ChatStream>, tonic::Status> {
+        Err(tonic::Status::unimplemented("not here"))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grpc_stream_quiet_between_messages_outlives_the_body_timeout() {
+    let pki = Pki::new();
+    let routes = tonic::service::Routes::new(mtls_examples::greeter::StreamsServer::new(Collector));
+    let l = listener(pki.config().build().unwrap(), |b| {
+        b.request_body_timeout(Duration::from_millis(300))
+    })
+    .await;
+    let server = Server::start_with(l, routes);
+    let client_cert = pki.ca.leaf().common_name("good").build();
+    let channel =
+        mtls_examples::grpc_channel(server.addr, pki.ca.cert_pem(), Some(&client_cert)).unwrap();
+    let mut client = mtls_examples::greeter::StreamsClient::new(channel);
+    // Two messages 1 s apart: more than three body timeouts of silence, but between messages.
+    let requests = async_stream_of(vec!["first", "second"], Duration::from_secs(1));
+    let reply = tokio::time::timeout(Duration::from_secs(10), client.collect(requests))
+        .await
+        .expect("the call did not end")
+        .expect("a quiet stream between messages must not be cut");
+    assert_eq!(reply.into_inner().message, "first,second");
+}
+
+/// A stream of `HelloRequest`s with `gap` between them.
+fn async_stream_of(
+    names: Vec<&'static str>,
+    gap: Duration,
+) -> impl tokio_stream::Stream<Item = mtls_examples::greeter::HelloRequest> {
+    use tokio_stream::StreamExt;
+    tokio_stream::iter(names.into_iter().enumerate()).then(move |(i, name)| async move {
+        if i > 0 {
+            tokio::time::sleep(gap).await;
+        }
+        mtls_examples::greeter::HelloRequest { name: name.into() }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grpc_message_that_stops_half_way_fails_at_the_body_timeout() {
+    let pki = Pki::new();
+    let routes = tonic::service::Routes::new(mtls_examples::greeter::StreamsServer::new(Collector));
+    let l = listener(pki.config().build().unwrap(), |b| {
+        b.request_body_timeout(Duration::from_millis(500))
+    })
+    .await;
+    let server = Server::start_with(l, routes);
+    let (mut send, _driver) = h2_client::<GrpcPrefixed>(&pki, server.addr).await;
+    let request = http::Request::post("https://localhost/greeter.Streams/Collect")
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(GrpcPrefixed {
+            header: Some(grpc_header(1000)),
+            rest: NeverFinished { left: 10 },
+        })
+        .unwrap();
+    let started = Instant::now();
+    let response = tokio::time::timeout(Duration::from_secs(10), send.send_request(request))
+        .await
+        .expect("a half-sent message held its call past the body timeout");
+    // tonic answers the failed read with a gRPC error status (or hyper resets the stream).
+    if let Ok(response) = response {
+        let status = response
+            .headers()
+            .get("grpc-status")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let trailers = response
+            .into_body()
+            .collect()
+            .await
+            .ok()
+            .and_then(|b| b.trailers().cloned());
+        let status = status.or_else(|| {
+            trailers.and_then(|t| t.get("grpc-status").map(|v| v.to_str().unwrap().to_owned()))
+        });
+        assert!(status.as_deref().is_some_and(|s| s != "0"), "{status:?}");
+    }
+    assert!(started.elapsed() >= Duration::from_millis(400));
+}

@@ -206,6 +206,16 @@ impl Account {
         }
     }
 
+    /// Whether a message has begun and not ended: for gRPC, between a message's first byte and
+    /// its last; for other bodies, until the body ends. Only then does a silent client hold
+    /// something up: a gRPC stream between messages may rightly stay quiet for hours.
+    fn mid_message(&self) -> bool {
+        match &self.counting {
+            Counting::Whole { .. } => true,
+            Counting::Grpc(frames) => frames.header_len > 0,
+        }
+    }
+
     fn admit(&self, waker: &Waker) -> bool {
         !self.counts_more() || {
             // A body that holds nothing yet is never the oldest holder.
@@ -364,9 +374,16 @@ impl Body for RequestBody {
         }
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Pending => {
+                if !this.account.as_ref().is_some_and(Account::mid_message) {
+                    // Between gRPC messages: no timeout.
+                    this.waiting = false;
+                    return Poll::Pending;
+                }
                 if !this.waiting {
                     this.waiting = true;
-                    let at = Instant::now() + this.timeout;
+                    let at = Instant::now()
+                        .checked_add(this.timeout)
+                        .unwrap_or_else(far_future);
                     match &mut this.timer {
                         Some(t) => t.as_mut().reset(at),
                         None => this.timer = Some(Box::pin(tokio::time::sleep_until(at))),
@@ -409,6 +426,11 @@ impl Body for RequestBody {
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
     }
+}
+
+/// "Never" for a timer: about a year from now.
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(365 * 24 * 3600)
 }
 
 fn log_body_timeout(timeout: Duration) {
@@ -511,6 +533,24 @@ mod tests {
         let msg = grpc_message(4 << 20);
         a.read(&msg[..msg.len() - 1]);
         assert_eq!(l.used(), msg.len() - 1);
+    }
+
+    #[test]
+    fn a_grpc_body_is_mid_message_only_between_a_messages_first_and_last_byte() {
+        let (c, _) = budgets(1 << 20, 1 << 20);
+        let mut a = Account::new(c.clone(), true);
+        assert!(!a.mid_message(), "nothing begun: a stream may stay quiet");
+        let msg = grpc_message(10);
+        a.read(&msg[..3]);
+        assert!(a.mid_message(), "inside the length prefix");
+        a.read(&msg[3..9]);
+        assert!(a.mid_message(), "inside the message");
+        a.read(&msg[9..]);
+        assert!(!a.mid_message(), "complete: quiet until the next is fine");
+        assert!(
+            Account::new(c, false).mid_message(),
+            "a whole body is one message"
+        );
     }
 
     #[test]

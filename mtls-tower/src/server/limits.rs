@@ -39,7 +39,7 @@
 //!
 //! | limit | default | protects against |
 //! |---|---|---|
-//! | [`max_connections`](crate::MtlsListenerBuilder::max_connections) | half the process's open-file limit, at most 10,000 | running out of file descriptors. At the cap, the oldest unfinished handshake, else the oldest idle connection, is closed for the newcomer; if every connection is busy, the listener waits (never spins) |
+//! | [`max_connections`](crate::MtlsListenerBuilder::max_connections) | half the process's open-file limit, at most 10,000 | running out of file descriptors. At the cap, the oldest unfinished handshake (older than 250 ms), else the oldest connection with no request in flight, is closed for the newcomer (1 s for its GOAWAY, then outright); if every connection is busy, the newcomer waits (the listener never spins) |
 //! | [`max_connections_per_ip`](crate::MtlsListenerBuilder::max_connections_per_ip) | none (off: clients behind one NAT or proxy share an address) | one address holding every connection |
 //! | out of file descriptors (`EMFILE`, `ENFILE`) | always | accept backs off (10 ms, doubling to 1 s) and closes up to 8 idle connections or unfinished handshakes, its own first, then other listeners' in the process, so one hoarded listener cannot starve another |
 //!
@@ -47,12 +47,12 @@
 //!
 //! | limit | default | protects against |
 //! |---|---|---|
-//! | [`request_header_timeout`](crate::MtlsListenerBuilder::request_header_timeout) | 10 s | a new connection that sends no request (HTTP/1 or HTTP/2: an HTTP/2 preface alone does not count), and a request head that starts but does not finish (slowloris) |
+//! | [`request_header_timeout`](crate::MtlsListenerBuilder::request_header_timeout) | 10 s | a new connection that sends no request (HTTP/1 or HTTP/2: an HTTP/2 preface alone does not count), and an HTTP/1 request head that starts but does not finish, however slowly its bytes come (slowloris); a stalled HTTP/2 head after the first request is bounded by the idle timeout |
 //! | [`idle_timeout`](crate::MtlsListenerBuilder::idle_timeout) | 60 s | keep-alive connections hoarded with no request in flight |
 //! | [`http2_keep_alive`](crate::MtlsListenerBuilder::http2_keep_alive) | ping every 60 s, 20 s to answer | dead HTTP/2 peers with requests in flight |
 //! | [`max_connection_age`](crate::MtlsListenerBuilder::max_connection_age) | 1 h | connections that live for ever; at the age, a graceful close (HTTP/2 GOAWAY) |
 //! | [`drain_timeout`](crate::MtlsListenerBuilder::drain_timeout) | 30 s | a connection told to close (age, shutdown, room needed) that never finishes its requests; also bounds graceful shutdown |
-//! | [`request_body_timeout`](crate::MtlsListenerBuilder::request_body_timeout) | 30 s | a request body that stops arriving while the app waits for it |
+//! | [`request_body_timeout`](crate::MtlsListenerBuilder::request_body_timeout) | 30 s | a request body (for gRPC: a message) that stops half-way while the app waits for it; a gRPC stream between messages may stay quiet |
 //!
 //! A connection upgraded away from HTTP (a WebSocket, through `hyper::upgrade`) leaves these HTTP
 //! limits at the upgrade: it still counts against `max_connections`, and its own protocol's

@@ -22,7 +22,7 @@ use tokio_rustls::LazyConfigAcceptor;
 use super::config::MtlsConfig;
 use super::limits::Limits;
 use super::reload::{ConfigCell, ReloadHandle};
-use super::table::{Activity, CloseReason, CloseSignal, ConnSlot, ConnTable};
+use super::table::{Activity, CloseReason, CloseSignal, ConnSlot, ConnTable, Refused};
 use crate::cert::ClientCert;
 use crate::logging::Limiter;
 
@@ -117,12 +117,17 @@ impl fmt::Debug for MtlsListenerBuilder {
     }
 }
 
-/// `value`, or `default` for zero: a zero timeout would refuse every client.
+/// The longest any timeout is: a year. Longer (up to `Duration::MAX`) means the same, and keeps
+/// every `Instant + timeout` from overflowing.
+const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// `value` (at most [`MAX_TIMEOUT`]), or `default` for zero: a zero timeout would refuse every
+/// client.
 fn nonzero(value: Duration, default: Duration) -> Duration {
     if value.is_zero() {
         default
     } else {
-        value
+        value.min(MAX_TIMEOUT)
     }
 }
 
@@ -170,9 +175,12 @@ impl MtlsListenerBuilder {
         self
     }
 
-    /// How long a new connection has to send its first request head, and a request head that
-    /// has begun has to finish (default 10 s; HTTP/1 and HTTP/2). Slow or silent peers are
-    /// closed at this deadline. Zero is taken as the default. Applies under [`crate::serve`].
+    /// How long a new connection has to send its first request head (HTTP/1 and HTTP/2: an
+    /// HTTP/2 preface alone is not a request), and, on HTTP/1, how long a request head that has
+    /// begun has to finish, however slowly its bytes keep coming (default 10 s). Such peers are
+    /// closed at the deadline. On HTTP/2, a head that stalls after the first request is bounded by
+    /// the [`idle_timeout`](Self::idle_timeout) (pings and window updates are not heads). Zero is
+    /// taken as the default; at most a year. Applies under [`crate::serve`].
     pub fn request_header_timeout(mut self, timeout: Duration) -> Self {
         self.limits.request_header_timeout =
             nonzero(timeout, super::limits::DEFAULT_REQUEST_HEADER_TIMEOUT);
@@ -192,8 +200,7 @@ impl MtlsListenerBuilder {
     /// maximum age. Zero is taken as the default. Applies under [`crate::serve`].
     pub fn max_connection_age(mut self, age: Duration) -> Self {
         self.limits.max_connection_age =
-            Some(nonzero(age, super::limits::DEFAULT_MAX_CONNECTION_AGE))
-                .filter(|a| *a != Duration::MAX);
+            (age != Duration::MAX).then(|| nonzero(age, super::limits::DEFAULT_MAX_CONNECTION_AGE));
         self
     }
 
@@ -245,9 +252,11 @@ impl MtlsListenerBuilder {
         self
     }
 
-    /// How long a request body may go without a byte while the app waits for it (default 30 s);
-    /// then the read fails and the request ends. Zero is taken as the default. Applies under
-    /// [`crate::serve`].
+    /// How long a request body that has begun may go without a byte while the app waits for it
+    /// (default 30 s); then the read fails and the request ends, giving back its share of the
+    /// buffered-bytes budgets. For gRPC it applies inside a message only: a stream may stay quiet
+    /// between messages for as long as it likes. Zero is taken as the default; at most a year.
+    /// Applies under [`crate::serve`].
     pub fn request_body_timeout(mut self, timeout: Duration) -> Self {
         self.limits.request_body_timeout =
             nonzero(timeout, super::limits::DEFAULT_REQUEST_BODY_TIMEOUT);
@@ -519,16 +528,12 @@ const SHED_PER_DESCRIPTOR_ERROR: usize = 8;
 async fn accept_loop(tcp: TcpListener, shared: Shared) {
     let mut backoff = ACCEPT_BACKOFF_MIN;
     loop {
-        // A slot first: at the cap this asks a connection to make room, or waits for one to
-        // close, so a flood of clients queues in the kernel instead of in this process.
-        let mut slot = shared.table.reserve().await;
         let (tcp_stream, peer) = match tcp.accept().await {
             Ok(conn) => {
                 backoff = ACCEPT_BACKOFF_MIN;
                 conn
             }
             Err(e) => {
-                drop(slot);
                 if let Some(pause) = accept_error(&e, &shared.table, backoff) {
                     tokio::time::sleep(pause).await;
                     backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
@@ -539,9 +544,13 @@ async fn accept_loop(tcp: TcpListener, shared: Shared) {
         if shared.sink.is_closed() {
             return;
         }
+        // Then its slot: at the cap this asks a connection to make room, or waits for one to
+        // close, so that a flood of clients queues in the kernel instead of in this process. (A
+        // slot taken before `accept` would make room when no one is waiting for it.)
+        let mut slot = shared.table.reserve().await;
         let close = match slot.admit(peer.ip()) {
             Ok(close) => close,
-            Err(_) => {
+            Err(Refused::TooManyFromAddress) => {
                 static LIMIT: Limiter = Limiter::new();
                 if let Some(suppressed) = LIMIT.admit() {
                     tracing::warn!(
@@ -553,6 +562,7 @@ async fn accept_loop(tcp: TcpListener, shared: Shared) {
                 }
                 continue;
             }
+            Err(Refused::ShuttingDown) => return,
         };
         let _ = tcp_stream.set_nodelay(true);
         tokio::spawn(connection(tcp_stream, peer, slot, close, shared.clone()));

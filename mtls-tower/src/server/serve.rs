@@ -21,7 +21,7 @@ use super::body::{Account, Budget, Budgets, RequestBody};
 use super::connection::AddClientCert;
 use super::limits::Limits;
 use super::listener::{HttpConfig, MtlsListener, MtlsStream, ServeConnection};
-use super::table::{Activity, CloseSignal, Expiry, Timeouts};
+use super::table::{Activity, CloseReason, CloseSignal, Expiry, Timeouts};
 use crate::logging::Limiter;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -166,11 +166,6 @@ where
             // `serve_each` gives every stream an activity; without one there is nothing to time.
             return Box::pin(async {});
         };
-        if stream.get_ref().get_ref().1.alpn_protocol() == Some(b"h2") {
-            // HTTP/2 carries pings and window updates between requests: bytes while idle do not
-            // start a request head there. A stalled HTTP/2 head is bounded by the idle timeout.
-            activity.ignore_bytes_while_idle();
-        }
         let service = Tracked {
             inner: AddClientCert::for_stream(app, &stream, peer),
             shared: Arc::new(PerConnection {
@@ -276,7 +271,21 @@ async fn drive<C, E>(
             }
             return Poll::Ready(());
         }
-        if !closing {
+        if closing {
+            // A request head that began while closing still has only the header timeout: a
+            // slowloris does not get the drain.
+            let epoch = activity.epoch();
+            if epoch != seen_epoch {
+                seen_epoch = epoch;
+                if let Some(at) = activity.header_deadline(&timeouts) {
+                    if at < deadline {
+                        deadline = at;
+                        timer.as_mut().reset(at);
+                        armed = false;
+                    }
+                }
+            }
+        } else {
             if signal_open {
                 if let Poll::Ready(reason) = Pin::new(&mut close).poll(cx) {
                     signal_open = false;
@@ -285,7 +294,14 @@ async fn drive<C, E>(
                         log_close(peer, reason.as_str());
                         graceful(conn.as_mut());
                         closing = true;
-                        deadline = Instant::now() + drain;
+                        // Closed to make room, an idle connection gets a moment for its GOAWAY
+                        // (an HTTP/2 client that does not answer the ping would otherwise keep
+                        // the room taken for the whole drain); at shutdown, the drain timeout.
+                        let grace = match reason {
+                            CloseReason::Shutdown => drain,
+                            _ => drain.min(SHED_GRACE),
+                        };
+                        deadline = later(Instant::now(), grace);
                         timer.as_mut().reset(deadline);
                         armed = false;
                         continue;
@@ -317,7 +333,10 @@ async fn drive<C, E>(
         }
         let now = Instant::now();
         if closing {
-            log_close(peer, "drain timeout: closing with requests still in flight");
+            log_close(
+                peer,
+                "drain or request-header timeout passed while closing: closing now",
+            );
             return Poll::Ready(());
         }
         let (at, why) = activity.next_deadline(&timeouts, now);
@@ -331,7 +350,10 @@ async fn drive<C, E>(
             }
             graceful(conn.as_mut());
             closing = true;
-            deadline = now + drain;
+            deadline = later(now, drain);
+            if let Some(at) = activity.header_deadline(&timeouts) {
+                deadline = deadline.min(at.max(now));
+            }
         } else {
             deadline = at;
         }
@@ -339,6 +361,15 @@ async fn drive<C, E>(
         armed = false;
     })
     .await;
+}
+
+/// How long a connection closed to make room has to go (its GOAWAY sent, its ping answered).
+const SHED_GRACE: Duration = Duration::from_secs(1);
+
+/// `at + d`, or about a year from `at` when that does not fit.
+fn later(at: Instant, d: Duration) -> Instant {
+    at.checked_add(d)
+        .unwrap_or_else(|| at + Duration::from_secs(365 * 24 * 3600))
 }
 
 fn log_close(peer: SocketAddr, reason: &'static str) {
@@ -393,6 +424,12 @@ where
 
     fn call(&mut self, req: Request<Incoming>) -> Self::Future {
         let shared = &*self.shared;
+        if req.version() == http::Version::HTTP_2 {
+            // HTTP/2 carries pings and window updates between requests: bytes while idle do not
+            // start a request head there (a stalled HTTP/2 head is bounded by the idle timeout).
+            // Decided by the protocol spoken, not the one ALPN named: hyper-util detects it.
+            shared.activity.ignore_bytes_while_idle();
+        }
         shared.activity.request_started();
         let in_flight = InFlight(shared.activity.clone());
         let grpc = req.version() == http::Version::HTTP_2

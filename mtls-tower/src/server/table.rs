@@ -69,9 +69,13 @@ struct Serving {
 
 #[derive(Default)]
 struct Inner {
+    /// Numbers connections and, separately, each entry into a phase, so that every phase's map
+    /// is ordered by time in that phase: its first entry is the one waiting longest.
     next_id: u64,
-    /// Slots taken: reservations and connections, from before `accept` until the socket closes.
+    /// Slots taken: every connection from accept until its socket closes.
     open: usize,
+    /// Set by `close_all`: no connection is admitted any more (shutdown).
+    closing: bool,
     lingering: BTreeMap<u64, Pending>,
     hello: BTreeMap<u64, Pending>,
     handshake: BTreeMap<u64, Pending>,
@@ -80,50 +84,96 @@ struct Inner {
 }
 
 /// A connection younger than this in *hello* or *handshake* is likely a good client a round trip
-/// from done: it is closed for room only when no idle connection can be.
+/// from done: it is closed for room only once it is older.
 const YOUNG: Duration = Duration::from_millis(250);
 
-impl Inner {
-    /// Asks the least valuable connection (see the module docs) to close, skipping `spare`.
-    /// Young handshakes are asked only for the bound on handshakes (which must hold), never for
-    /// room (where waiting is better than closing a good client mid-handshake). Returns whether
-    /// one was asked.
-    fn shed_one(&mut self, reason: CloseReason, spare: Option<u64>) -> bool {
-        let allow_young = reason == CloseReason::Handshakes;
-        let old = Instant::now().checked_sub(YOUNG);
-        let pop = |map: &mut BTreeMap<u64, Pending>, only_old: bool| -> Option<Shed> {
-            let (&id, pending) = map.iter().find(|(id, _)| Some(**id) != spare)?;
-            if only_old && old.is_some_and(|old| pending.since > old) {
-                return None;
-            }
-            map.remove(&id).map(|p| p.shed)
+/// Sends `reason` to the first entry of `map` (other than `spare`) that is still listening,
+/// dropping entries whose connection has stopped listening. With `older_than`, only entries in
+/// the phase since before it. Returns whether one was asked.
+fn ask_first(
+    map: &mut BTreeMap<u64, Pending>,
+    reason: CloseReason,
+    spare: Option<u64>,
+    older_than: Option<Instant>,
+) -> bool {
+    loop {
+        let Some((&key, pending)) = map.iter().find(|(k, _)| Some(**k) != spare) else {
+            return false;
         };
-        let victim = pop(&mut self.lingering, false)
-            .or_else(|| pop(&mut self.hello, true))
-            .or_else(|| pop(&mut self.handshake, true))
-            .or_else(|| {
-                // Oldest first; a busy connection is never closed to make room. This scan is
-                // only done when room is needed, and idle hoarders are the oldest, so it stops
-                // early.
-                self.serving
-                    .values_mut()
-                    .find(|s| s.shed.is_some() && s.activity.as_ref().is_some_and(|a| a.is_idle()))
-                    .and_then(|s| s.shed.take())
-            })
-            .or_else(|| pop(&mut self.hello, !allow_young))
-            .or_else(|| pop(&mut self.handshake, !allow_young));
-        match victim {
-            // A send fails only when the connection is closing anyway.
-            Some(shed) => {
-                let _ = shed.send(reason);
-                true
-            }
-            None => false,
+        if older_than.is_some_and(|t| pending.since > t) {
+            return false;
         }
+        let Some(pending) = map.remove(&key) else {
+            return false;
+        };
+        // A send fails only when the connection is ending anyway: try the next one.
+        if pending.shed.send(reason).is_ok() {
+            return true;
+        }
+    }
+}
+
+impl Inner {
+    /// Asks the least valuable connection to close to make room (a new connection at the cap,
+    /// or descriptors): the oldest lingering close, else the oldest in *hello* or *handshake* for
+    /// longer than [`YOUNG`], else the oldest serving connection with no request in flight.
+    /// Never a busy connection, never a young handshake: waiting is better than closing a good
+    /// client mid-handshake. Returns whether one was asked.
+    fn shed_for_room(&mut self, reason: CloseReason) -> bool {
+        // `None` only while the clock itself is younger than YOUNG: nothing is old yet.
+        let old = Instant::now().checked_sub(YOUNG);
+        ask_first(&mut self.lingering, reason, None, None)
+            || old.is_some_and(|t| ask_first(&mut self.hello, reason, None, Some(t)))
+            || old.is_some_and(|t| ask_first(&mut self.handshake, reason, None, Some(t)))
+            || self.shed_idle(reason)
+    }
+
+    /// Asks the oldest idle serving connection to close. The scan is done only when room is
+    /// needed, and idle hoarders are the oldest, so it stops early.
+    fn shed_idle(&mut self, reason: CloseReason) -> bool {
+        for s in self.serving.values_mut() {
+            if !s.activity.as_ref().is_some_and(|a| a.is_idle()) {
+                continue;
+            }
+            // A connection upgraded away from HTTP (a WebSocket) no longer listens: skip it.
+            if let Some(shed) = s.shed.take() {
+                if shed.send(reason).is_ok() {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    /// Enforces the bound on handshakes: the oldest connection still waiting for its ClientHello
+    /// (never `newcomer`), else the oldest handshake. Only handshakes: closing anything else would
+    /// not bring the count down.
+    fn shed_for_handshake_bound(&mut self, newcomer: u64) -> bool {
+        ask_first(
+            &mut self.hello,
+            CloseReason::Handshakes,
+            Some(newcomer),
+            None,
+        ) || ask_first(&mut self.handshake, CloseReason::Handshakes, None, None)
+    }
+
+    /// When the oldest young handshake becomes old enough to be closed for room.
+    fn next_old(&self) -> Option<Instant> {
+        let first = |m: &BTreeMap<u64, Pending>| m.values().next().map(|p| p.since);
+        [first(&self.hello), first(&self.handshake)]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|since| since + YOUNG)
     }
 
     fn handshakes(&self) -> usize {
         self.hello.len() + self.handshake.len()
+    }
+
+    fn next(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
     }
 }
 
@@ -179,30 +229,44 @@ impl ConnTable {
         })
     }
 
-    /// A slot for the next connection, waiting while the listener is at its cap. At the cap it
-    /// asks one connection to close (see the module docs); when none can be asked (every one is
-    /// busy with a request), it waits for one to end: it never spins.
+    /// A slot for a connection just accepted, waiting while the listener is at its cap. At the
+    /// cap it asks one connection to close (see [`Inner::shed_for_room`]); when none may be asked
+    /// (every one is busy, or a handshake too young to judge), it waits for a connection to end or
+    /// a handshake to come of age: it never spins.
     pub(crate) async fn reserve(self: &Arc<Self>) -> ConnSlot {
         loop {
             let notified = self.room.notified();
             tokio::pin!(notified);
             // Registered before the check, so a slot freed in between is not missed.
             notified.as_mut().enable();
-            {
+            let retry_at = {
                 let mut inner = lock(&self.inner);
                 if inner.open < self.max_connections {
                     inner.open += 1;
-                    inner.next_id += 1;
+                    let id = inner.next();
                     return ConnSlot {
                         table: self.clone(),
-                        id: inner.next_id,
+                        id,
+                        key: id,
                         ip: None,
                         phase: Phase::Reserved,
                     };
                 }
-                inner.shed_one(CloseReason::Capacity, None);
+                if inner.shed_for_room(CloseReason::Capacity) {
+                    None
+                } else {
+                    inner.next_old()
+                }
+            };
+            match retry_at {
+                Some(at) => {
+                    tokio::select! {
+                        () = &mut notified => {}
+                        () = tokio::time::sleep_until(at) => {}
+                    }
+                }
+                None => notified.await,
             }
-            notified.await;
         }
     }
 
@@ -218,14 +282,14 @@ impl ConnTable {
         let mut shed = 0;
         {
             let mut inner = lock(&self.inner);
-            while shed < n && inner.shed_one(CloseReason::Descriptors, None) {
+            while shed < n && inner.shed_for_room(CloseReason::Descriptors) {
                 shed += 1;
             }
         }
         if shed < n {
             for table in tables.iter().filter(|t| !Arc::ptr_eq(t, self)) {
                 let mut inner = lock(&table.inner);
-                while shed < n && inner.shed_one(CloseReason::Descriptors, None) {
+                while shed < n && inner.shed_for_room(CloseReason::Descriptors) {
                     shed += 1;
                 }
             }
@@ -237,6 +301,7 @@ impl ConnTable {
     pub(crate) fn close_all(&self, reason: CloseReason) {
         let mut inner = lock(&self.inner);
         let inner = &mut *inner;
+        inner.closing = true;
         for shed in std::mem::take(&mut inner.lingering)
             .into_values()
             .chain(std::mem::take(&mut inner.hello).into_values())
@@ -293,31 +358,42 @@ enum Phase {
 pub(crate) struct ConnSlot {
     table: Arc<ConnTable>,
     id: u64,
+    /// Its key in its phase's map (a new one at each phase: the maps are ordered by entry).
+    key: u64,
     ip: Option<IpAddr>,
     phase: Phase,
 }
 
-/// A connection refused at accept because its address has too many open already.
-#[derive(Debug)]
-pub(crate) struct TooManyFromAddress;
+/// Why a connection was refused at accept.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// Its address has `max_connections_per_ip` open already.
+    TooManyFromAddress,
+    /// The listener is shutting down.
+    ShuttingDown,
+}
 
 impl ConnSlot {
     /// The accepted connection from `ip` takes this slot and starts its handshake. Returns the
     /// signal by which the table may ask it to close. When too many handshakes are in progress,
     /// the oldest unfinished one (never this one) is asked to close.
-    pub(crate) fn admit(&mut self, ip: IpAddr) -> Result<CloseSignal, TooManyFromAddress> {
+    pub(crate) fn admit(&mut self, ip: IpAddr) -> Result<CloseSignal, Refused> {
         let (tx, rx) = oneshot::channel();
         let mut inner = lock(&self.table.inner);
+        if inner.closing {
+            return Err(Refused::ShuttingDown);
+        }
         if let Some(max) = self.table.max_per_ip {
             let count = inner.per_ip.entry(ip).or_insert(0);
             if *count >= max {
-                return Err(TooManyFromAddress);
+                return Err(Refused::TooManyFromAddress);
             }
             *count += 1;
             self.ip = Some(ip);
         }
+        self.key = inner.next();
         inner.hello.insert(
-            self.id,
+            self.key,
             Pending {
                 shed: tx,
                 since: Instant::now(),
@@ -325,7 +401,7 @@ impl ConnSlot {
         );
         self.phase = Phase::Hello;
         if inner.handshakes() > self.table.max_handshakes {
-            inner.shed_one(CloseReason::Handshakes, Some(self.id));
+            inner.shed_for_handshake_bound(self.key);
         }
         Ok(rx)
     }
@@ -335,38 +411,36 @@ impl ConnSlot {
     fn advance(&mut self, to: Phase, activity: Option<Arc<Activity>>) -> bool {
         let mut inner = lock(&self.table.inner);
         let shed = match self.phase {
-            Phase::Hello => inner.hello.remove(&self.id),
-            Phase::Handshake => inner.handshake.remove(&self.id),
-            Phase::Lingering => inner.lingering.remove(&self.id),
+            Phase::Hello => inner.hello.remove(&self.key),
+            Phase::Handshake => inner.handshake.remove(&self.key),
+            Phase::Lingering => inner.lingering.remove(&self.key),
             Phase::Serving | Phase::Reserved => None,
         };
         self.phase = to;
         let Some(Pending { shed, .. }) = shed else {
             return false;
         };
-        let pending = || Pending {
+        self.key = inner.next();
+        let pending = Pending {
             shed,
             since: Instant::now(),
         };
         match to {
             Phase::Handshake => {
-                inner.handshake.insert(self.id, pending());
+                inner.handshake.insert(self.key, pending);
             }
             Phase::Lingering => {
-                inner.lingering.insert(self.id, pending());
+                inner.lingering.insert(self.key, pending);
                 if inner.lingering.len() > MAX_LINGERING {
                     // Bounded in count too: the oldest lingering close ends at once.
-                    if let Some((_, oldest)) = inner.lingering.pop_first() {
-                        let _ = oldest.shed.send(CloseReason::Capacity);
-                    }
+                    ask_first(&mut inner.lingering, CloseReason::Capacity, None, None);
                 }
             }
             Phase::Serving => {
-                let shed = pending().shed;
                 inner.serving.insert(
-                    self.id,
+                    self.key,
                     Serving {
-                        shed: Some(shed),
+                        shed: Some(pending.shed),
                         activity,
                     },
                 );
@@ -399,10 +473,10 @@ impl Drop for ConnSlot {
             let mut inner = lock(&self.table.inner);
             match self.phase {
                 Phase::Reserved => {}
-                Phase::Lingering => drop(inner.lingering.remove(&self.id)),
-                Phase::Hello => drop(inner.hello.remove(&self.id)),
-                Phase::Handshake => drop(inner.handshake.remove(&self.id)),
-                Phase::Serving => drop(inner.serving.remove(&self.id)),
+                Phase::Lingering => drop(inner.lingering.remove(&self.key)),
+                Phase::Hello => drop(inner.hello.remove(&self.key)),
+                Phase::Handshake => drop(inner.handshake.remove(&self.key)),
+                Phase::Serving => drop(inner.serving.remove(&self.key)),
             }
             inner.open -= 1;
             if let Some(ip) = self.ip {
@@ -701,7 +775,7 @@ mod tests {
         assert!(idle.hello_received());
         assert!(idle.serving(Some(Arc::new(Activity::new()))));
         let (_young, mut young_rx) = admitted(&t).await;
-        assert!(lock(&t.inner).shed_one(CloseReason::Capacity, None));
+        assert!(lock(&t.inner).shed_for_room(CloseReason::Capacity));
         assert_eq!(idle_rx.try_recv(), Ok(CloseReason::Capacity));
         assert!(
             young_rx.try_recv().is_err(),
@@ -712,13 +786,81 @@ mod tests {
         assert!(idle2.hello_received());
         assert!(idle2.serving(Some(Arc::new(Activity::new()))));
         tokio::time::advance(YOUNG * 2).await;
-        assert!(lock(&t.inner).shed_one(CloseReason::Capacity, None));
+        assert!(lock(&t.inner).shed_for_room(CloseReason::Capacity));
         assert_eq!(
             young_rx.try_recv(),
             Ok(CloseReason::Capacity),
             "now old: it goes first"
         );
         assert!(idle2_rx.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn the_handshake_bound_never_closes_an_idle_connection() {
+        let t = table(100, 1);
+        let (mut idle, mut idle_rx) = admitted(&t).await;
+        assert!(idle.hello_received());
+        assert!(idle.serving(Some(Arc::new(Activity::new()))));
+        let (_a, mut a_rx) = admitted(&t).await;
+        let (_b, mut b_rx) = admitted(&t).await;
+        assert_eq!(a_rx.try_recv(), Ok(CloseReason::Handshakes));
+        assert!(b_rx.try_recv().is_err());
+        assert!(
+            idle_rx.try_recv().is_err(),
+            "closing it would not lower the handshake count"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn at_the_cap_with_only_young_handshakes_reserve_retries_once_they_age() {
+        let t = table(1, 10);
+        let (_young, mut young_rx) = admitted(&t).await;
+        let t2 = t.clone();
+        let next = tokio::spawn(async move { t2.reserve().await });
+        tokio::time::sleep(YOUNG / 2).await;
+        assert!(young_rx.try_recv().is_err(), "too young to judge");
+        tokio::time::sleep(YOUNG).await;
+        assert_eq!(
+            young_rx.try_recv(),
+            Ok(CloseReason::Capacity),
+            "aged: asked without a wake-up"
+        );
+        assert!(!next.is_finished());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_handshake_that_began_late_does_not_hide_an_older_one() {
+        let t = table(100, 100);
+        let (mut early, _early_rx) = admitted(&t).await;
+        let (mut stalled, mut stalled_rx) = admitted(&t).await;
+        assert!(stalled.hello_received());
+        tokio::time::advance(YOUNG * 4).await;
+        // Accepted first, but its ClientHello only now: the newest in `handshake`.
+        assert!(early.hello_received());
+        assert!(lock(&t.inner).shed_for_room(CloseReason::Capacity));
+        assert_eq!(stalled_rx.try_recv(), Ok(CloseReason::Capacity));
+    }
+
+    #[tokio::test]
+    async fn after_close_all_nothing_is_admitted() {
+        let t = table(10, 10);
+        t.close_all(CloseReason::Shutdown);
+        let mut slot = t.reserve().await;
+        assert_eq!(slot.admit(IP).err(), Some(Refused::ShuttingDown));
+    }
+
+    #[tokio::test]
+    async fn a_connection_that_no_longer_listens_is_skipped_for_the_next() {
+        let t = table(100, 100);
+        let (mut upgraded, upgraded_rx) = admitted(&t).await;
+        assert!(upgraded.hello_received());
+        assert!(upgraded.serving(Some(Arc::new(Activity::new()))));
+        drop(upgraded_rx); // as after an upgrade to a WebSocket
+        let (mut idle, mut idle_rx) = admitted(&t).await;
+        assert!(idle.hello_received());
+        assert!(idle.serving(Some(Arc::new(Activity::new()))));
+        assert!(lock(&t.inner).shed_for_room(CloseReason::Capacity));
+        assert_eq!(idle_rx.try_recv(), Ok(CloseReason::Capacity));
     }
 
     #[tokio::test]
