@@ -239,6 +239,8 @@ struct Options {
     svg: Option<PathBuf>,
     /// The `loadtest` binary of an earlier build, for `mtls-before`.
     before_exe: Option<PathBuf>,
+    /// Pin the servers to core 0 and the client to core 1.
+    pin: bool,
     /// CI mode: assert non-zero throughput and zero errors.
     smoke: bool,
 }
@@ -255,6 +257,7 @@ impl Default for Options {
             json: None,
             svg: None,
             before_exe: None,
+            pin: false,
             smoke: false,
         }
     }
@@ -282,6 +285,7 @@ const USAGE: &str = "\
 usage: loadtest [--mode keepalive|handshake|both] [--rounds N] [--seconds S] [--warmup S]
                 [--connections N] [--servers bare,mtls,naive,nginx,parse-once,mtls-loop]
                 [--json PATH] [--svg PATH] [--before-exe PATH (adds mtls-before to --servers)]
+                [--pin (servers on core 0, nginx with 1 worker; the client on core 1)]
        loadtest --smoke      (1 round of 1 s, both modes, bare + mtls; fails on errors)
        loadtest --hostile [--attacks none,silent,dribble,slow-headers,idle-hoard,garbage,greedy-h2]
                 [--servers mtls,bare,nginx] [--seconds S] [--json PATH]
@@ -354,6 +358,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Cli, String> {
             "--json" => options.json = Some(PathBuf::from(value()?)),
             "--svg" => options.svg = Some(PathBuf::from(value()?)),
             "--before-exe" => options.before_exe = Some(PathBuf::from(value()?)),
+            "--pin" => options.pin = true,
             "--server" => {
                 let name = value()?;
                 server = Some(
@@ -803,12 +808,8 @@ struct ServerProcess {
 }
 
 impl ServerProcess {
-    /// Starts a Rust server: this binary with `--server KIND --pki DIR`, and reads its port.
-    fn start_rust(kind: ServerKind, pki_dir: &Path) -> Result<ServerProcess, String> {
-        ServerProcess::start_rust_with(kind, pki_dir, &Launch::default())
-    }
-
-    /// [`start_rust`](Self::start_rust), launched as `launch` says.
+    /// Starts a Rust server: this binary with `--server KIND --pki DIR`, launched as `launch`
+    /// says, and reads its port.
     fn start_rust_with(
         kind: ServerKind,
         pki_dir: &Path,
@@ -864,17 +865,6 @@ impl ServerProcess {
         Ok(process)
     }
 
-    /// Starts nginx with a configuration of its own in `pki_dir`, and waits until it listens.
-    fn start_nginx(nginx: &Path, pki_dir: &Path, workers: usize) -> Result<ServerProcess, String> {
-        ServerProcess::start_nginx_styled(
-            nginx,
-            pki_dir,
-            workers,
-            NginxStyle::Throughput,
-            &Launch::default(),
-        )
-    }
-
     /// nginx in `style` (one worker for `Hostile`), launched as `launch` says.
     fn start_nginx_with(
         nginx: &Path,
@@ -885,6 +875,8 @@ impl ServerProcess {
         ServerProcess::start_nginx_styled(nginx, pki_dir, 1, style, launch)
     }
 
+    /// Starts nginx with `workers` workers and a configuration of its own in `pki_dir`, and waits
+    /// until it listens.
     fn start_nginx_styled(
         nginx: &Path,
         pki_dir: &Path,
@@ -1733,13 +1725,29 @@ fn client_main(options: &Options) -> ExitCode {
     let mut skipped = Vec::new();
     let mut nginx_version_text = None;
     let mut servers = Vec::new();
+    // `--pin`: every server on core 0 (nginx with one worker), this client on core 1.
+    let pin = options.pin && cpus >= 2;
+    let launch = Launch {
+        cpu: pin.then_some(0),
+        nofile: None,
+    };
+    if pin {
+        hostile::pin_self(1);
+    }
     for &kind in &options.servers {
         let process = if kind == ServerKind::Nginx {
             match find_nginx() {
                 None => Err("nginx not found on PATH (Debian: apt-get install nginx)".to_owned()),
                 Some(bin) => {
                     nginx_version_text = nginx_version(&bin);
-                    ServerProcess::start_nginx(&bin, &pki.dir, cpus)
+                    let workers = if pin { 1 } else { cpus };
+                    ServerProcess::start_nginx_styled(
+                        &bin,
+                        &pki.dir,
+                        workers,
+                        NginxStyle::Throughput,
+                        &launch,
+                    )
                 }
             }
         } else if kind == ServerKind::MtlsBefore {
@@ -1747,16 +1755,12 @@ fn client_main(options: &Options) -> ExitCode {
                 None => Err(
                     "mtls-before needs --before-exe PATH (an earlier build of loadtest)".to_owned(),
                 ),
-                Some(exe) => ServerProcess::start_exe(
-                    exe,
-                    kind,
-                    ServerKind::Mtls,
-                    &pki.dir,
-                    &Launch::default(),
-                ),
+                Some(exe) => {
+                    ServerProcess::start_exe(exe, kind, ServerKind::Mtls, &pki.dir, &launch)
+                }
             }
         } else {
-            ServerProcess::start_rust(kind, &pki.dir)
+            ServerProcess::start_rust_with(kind, &pki.dir, &launch)
         };
         match process {
             Ok(p) => servers.push(p),

@@ -92,9 +92,10 @@
 //! - request heads: at most 16 KiB each (hyper's header-list limit) for 100 streams, 1.6 MiB per
 //!   connection for a client that fills every head to the limit;
 //! - each connection's own state (TLS and HTTP buffers, the parsed identity): measured at about
-//!   60 KiB (`BENCHMARKS.md`, 1,024 idle connections in 64 MiB).
+//!   65 KiB (`BENCHMARKS.md`: a server at its cap of 1,024 connections, handshakes in flight,
+//!   in 66 MiB).
 //!
-//! That is about 64 + 4 + 250 + 60 MiB, plus up to 1.6 GiB if every one of the 100,000 streams
+//! That is about 64 + 4 + 250 + 65 MiB, plus up to 1.6 GiB if every one of the 100,000 streams
 //! also carries a 16 KiB head (lower `http2_max_concurrent_streams` or, with
 //! [`configure_http`](crate::MtlsListenerBuilder::configure_http), hyper's
 //! `max_header_list_size` to shrink that term). With hyper's defaults and no accounting the same
