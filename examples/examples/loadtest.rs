@@ -982,6 +982,19 @@ impl Drop for ServerProcess {
     }
 }
 
+/// Whatever happens, the run ends: after `budget` seconds, stops nginx and exits with 3.
+fn watchdog(budget: f64, what: &'static str) {
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs_f64(budget));
+        eprintln!("loadtest: the {what} overran its {budget:.0} s budget; stopping");
+        let pid = NGINX_PID.load(Ordering::SeqCst);
+        if pid != 0 {
+            terminate(pid);
+        }
+        std::process::exit(3);
+    });
+}
+
 /// Sends SIGTERM to `pid` with kill(1) (this example has no libc binding).
 fn terminate(pid: u32) {
     let _ = Command::new("kill")
@@ -1712,15 +1725,7 @@ fn client_main(options: &Options) -> ExitCode {
         })
         * (options.servers.len() * options.modes.len()) as f64
         + 90.0;
-    std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_secs_f64(budget));
-        eprintln!("loadtest: the run overran its {budget:.0} s budget; stopping");
-        let pid = NGINX_PID.load(Ordering::SeqCst);
-        if pid != 0 {
-            terminate(pid);
-        }
-        std::process::exit(3);
-    });
+    watchdog(budget, "run");
 
     let mut skipped = Vec::new();
     let mut nginx_version_text = None;

@@ -584,15 +584,7 @@ pub(super) fn hostile_main(options: &HostileOptions) -> ExitCode {
     let budget = (options.seconds + RAMP_LIMIT.as_secs_f64() + 8.0)
         * (options.attacks.len() * options.servers.len()) as f64
         + 60.0;
-    std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_secs_f64(budget));
-        eprintln!("loadtest: the hostile run overran its {budget:.0} s budget; stopping");
-        let pid = NGINX_PID.load(Ordering::SeqCst);
-        if pid != 0 {
-            terminate(pid);
-        }
-        std::process::exit(3);
-    });
+    watchdog(budget, "hostile run");
     let attackers = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

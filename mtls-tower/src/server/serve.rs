@@ -271,55 +271,40 @@ async fn drive<C, E>(
             }
             return Poll::Ready(());
         }
-        if closing {
-            // A request head that began while closing still has only the header timeout: a
-            // slowloris does not get the drain.
-            let epoch = activity.epoch();
-            if epoch != seen_epoch {
-                seen_epoch = epoch;
-                if let Some(at) = activity.header_deadline(&timeouts) {
-                    if at < deadline {
-                        deadline = at;
-                        timer.as_mut().reset(at);
-                        armed = false;
-                    }
+        if !closing && signal_open {
+            if let Poll::Ready(reason) = Pin::new(&mut close).poll(cx) {
+                signal_open = false;
+                // An error means the table dropped the signal without sending: nothing asked.
+                if let Ok(reason) = reason {
+                    log_close(peer, reason.as_str());
+                    graceful(conn.as_mut());
+                    closing = true;
+                    // Closed to make room, an idle connection gets a moment for its GOAWAY (an
+                    // HTTP/2 client that does not answer the ping would otherwise keep the room
+                    // taken for the whole drain); at shutdown, the drain timeout.
+                    let grace = match reason {
+                        CloseReason::Shutdown => drain,
+                        _ => drain.min(SHED_GRACE),
+                    };
+                    deadline = later(Instant::now(), grace);
+                    timer.as_mut().reset(deadline);
+                    armed = false;
+                    continue;
                 }
             }
-        } else {
-            if signal_open {
-                if let Poll::Ready(reason) = Pin::new(&mut close).poll(cx) {
-                    signal_open = false;
-                    // An error means the table dropped the signal without sending: nothing asked.
-                    if let Ok(reason) = reason {
-                        log_close(peer, reason.as_str());
-                        graceful(conn.as_mut());
-                        closing = true;
-                        // Closed to make room, an idle connection gets a moment for its GOAWAY
-                        // (an HTTP/2 client that does not answer the ping would otherwise keep
-                        // the room taken for the whole drain); at shutdown, the drain timeout.
-                        let grace = match reason {
-                            CloseReason::Shutdown => drain,
-                            _ => drain.min(SHED_GRACE),
-                        };
-                        deadline = later(Instant::now(), grace);
-                        timer.as_mut().reset(deadline);
-                        armed = false;
-                        continue;
-                    }
-                }
-            }
-            let epoch = activity.epoch();
-            if epoch != seen_epoch {
-                seen_epoch = epoch;
-                // A request head began. Only that can bring a deadline earlier; a later one
-                // (requests starting or finishing) is found when the timer fires early. That
-                // keeps timer updates and clock reads off the per-request path.
-                if let Some(at) = activity.header_deadline(&timeouts) {
-                    if at < deadline {
-                        deadline = at;
-                        timer.as_mut().reset(at);
-                        armed = false;
-                    }
+        }
+        let epoch = activity.epoch();
+        if epoch != seen_epoch {
+            seen_epoch = epoch;
+            // A request head began. Only that can bring a deadline earlier; a later one
+            // (requests starting or finishing) is found when the timer fires early. That keeps
+            // timer updates and clock reads off the per-request path. While closing too: a head
+            // begun then still has only the header timeout, a slowloris does not get the drain.
+            if let Some(at) = activity.header_deadline(&timeouts) {
+                if at < deadline {
+                    deadline = at;
+                    timer.as_mut().reset(at);
+                    armed = false;
                 }
             }
         }
