@@ -41,6 +41,9 @@
 //!   connection's task, and `mtls`'s router (layer + `#[require_cert]`) behind `AddClientCert`;
 //! - `mtls-loop`: `MtlsListener` with a hand-written hyper-util loop instead of `mtls_tower::serve`.
 //!
+//! `LOADTEST_BACKLOG=N` in the environment sets the Rust servers' listen backlog (tokio's
+//! `TcpListener::bind` uses 1,024; the kernel caps it at `net.core.somaxconn`).
+//!
 //! Every response must be `200 ok`; anything else counts as an error of that server, errors are
 //! shown in the table, and a run with errors exits with a failure. The output is a table of
 //! medians over rounds with two ratios to `bare` (of the medians, and the median of the ratios
@@ -579,7 +582,20 @@ fn server_main(kind: ServerKind, pki_dir: &Path) -> ExitCode {
         .build()
         .expect("tokio runtime");
     runtime.block_on(async move {
-        let tcp = match TcpListener::bind("127.0.0.1:0").await {
+        // `LOADTEST_BACKLOG=N`: the Rust servers' listen backlog (tokio's `bind` uses 1,024).
+        let backlog = std::env::var("LOADTEST_BACKLOG").ok();
+        let bound = match backlog.map(|b| b.parse::<u32>()) {
+            Some(Ok(backlog)) => tokio::net::TcpSocket::new_v4().and_then(|s| {
+                s.bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+                s.listen(backlog)
+            }),
+            Some(Err(e)) => {
+                eprintln!("loadtest server {}: LOADTEST_BACKLOG: {e}", kind.name());
+                return ExitCode::FAILURE;
+            }
+            None => TcpListener::bind("127.0.0.1:0").await,
+        };
+        let tcp = match bound {
             Ok(l) => l,
             Err(e) => {
                 eprintln!("loadtest server {}: bind 127.0.0.1:0: {e}", kind.name());
