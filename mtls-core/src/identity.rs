@@ -67,6 +67,8 @@ pub struct ClientIdentity {
     extensions: Vec<Extension>,
     fingerprint: Fingerprint,
     chain: Vec<CertificateDer<'static>>,
+    /// The validity periods of `chain[1..]` (notBefore, notAfter), read when the identity is built.
+    chain_validity: Vec<(SystemTime, SystemTime)>,
     /// DNS SANs lower-cased without trailing dot, malformed ones left out: the policy engine's
     /// hash lookups use these so that evaluation does not allocate.
     pub(crate) dns_normalized: Vec<Box<str>>,
@@ -112,6 +114,15 @@ pub enum IdentityError {
         /// The extension.
         oid: Oid,
         /// What is wrong with it.
+        reason: String,
+    },
+    /// A certificate of the chain after the leaf could not be read far enough to find its
+    /// validity period.
+    #[error("certificate {position} of the chain (0 is the leaf) has no readable validity period: {reason}")]
+    MalformedChain {
+        /// Where in the chain, 0 being the leaf.
+        position: usize,
+        /// What the parser reported.
         reason: String,
     },
 }
@@ -309,10 +320,22 @@ impl ClientIdentity {
     /// an owned copy of the whole chain.
     ///
     /// Only the leaf is parsed into fields; the rest of the chain was already verified by the TLS
-    /// stack and is kept as DER for logging or forwarding.
+    /// stack and is kept as DER for logging or forwarding. Of the other certificates only the
+    /// validity period is read, for [`valid_until`](Self::valid_until).
     pub fn from_der_chain(chain: &[CertificateDer<'_>]) -> Result<ClientIdentity, IdentityError> {
         let leaf = chain.first().ok_or(IdentityError::EmptyChain)?;
         let mut id = parse_leaf(leaf.as_ref())?;
+        id.chain_validity = chain
+            .iter()
+            .enumerate()
+            .skip(1)
+            .map(|(position, cert)| {
+                validity_of(cert.as_ref()).map_err(|e| IdentityError::MalformedChain {
+                    position,
+                    reason: e.to_string(),
+                })
+            })
+            .collect::<Result<_, _>>()?;
         id.chain = chain.iter().map(|c| c.clone().into_owned()).collect();
         Ok(id)
     }
@@ -345,6 +368,35 @@ impl ClientIdentity {
     /// Whether `time` lies within the validity period (both ends inclusive, as RFC 5280 says).
     pub fn is_valid_at(&self, time: SystemTime) -> bool {
         self.not_before <= time && time <= self.not_after
+    }
+
+    /// Until when the chain this identity came with holds, seen at `at`: the earliest `notAfter`
+    /// of the leaf and of every other certificate of the chain that is valid at `at`.
+    ///
+    /// A chain is only as good as its shortest-lived link: when an intermediate expires, a
+    /// handshake with this chain fails, so access granted by it must end then too. Certificates
+    /// that are not valid at `at` cannot be on the path the TLS stack verified at `at` (it checks
+    /// every certificate's dates), so a client that also sends an expired, unused certificate is
+    /// not cut short by it. A valid but unused extra certificate does count: the answer may be
+    /// earlier than needed, never later. The trust anchor is not in the chain; its dates are not
+    /// checked (neither does webpki).
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use mtls_core::testing::TestCa;
+    ///
+    /// let root = TestCa::new("Root");
+    /// let now = SystemTime::now();
+    /// let leaf = root.leaf().validity(now - Duration::from_secs(60), now + Duration::from_secs(600)).build();
+    /// let id = leaf.identity();
+    /// assert_eq!(id.valid_until(now), id.not_after());
+    /// ```
+    pub fn valid_until(&self, at: SystemTime) -> SystemTime {
+        self.chain_validity
+            .iter()
+            .filter(|(not_before, not_after)| *not_before <= at && at <= *not_after)
+            .map(|(_, not_after)| *not_after)
+            .fold(self.not_after, SystemTime::min)
     }
 
     /// DNS-name SANs exactly as the certificate has them.
@@ -467,6 +519,63 @@ fn to_system_time(unix: i64) -> Option<SystemTime> {
     }
 }
 
+/// The validity period (notBefore, notAfter) of a DER certificate, read without parsing the rest
+/// of it: the `Certificate` and `tbsCertificate` SEQUENCEs are entered, the optional version,
+/// the serial number, the signature algorithm and the issuer are stepped over, and the
+/// `Validity` is parsed by x509-parser.
+///
+/// ```
+/// use mtls_core::identity::validity_of;
+/// use mtls_core::testing::TestCa;
+///
+/// let ca = TestCa::new("Test CA");
+/// let leaf = ca.leaf().build();
+/// let (not_before, not_after) = validity_of(leaf.der())?;
+/// assert_eq!(not_after, leaf.identity().not_after());
+/// assert!(not_before < not_after);
+/// # Ok::<(), mtls_core::IdentityError>(())
+/// ```
+pub fn validity_of(der: &[u8]) -> Result<(SystemTime, SystemTime), IdentityError> {
+    use x509_parser::asn1_rs::{Any, Class, FromDer as _, Tag};
+    use x509_parser::certificate::Validity;
+
+    let malformed = |reason: &str| IdentityError::Malformed {
+        reason: reason.to_owned(),
+    };
+    let sequence = |input| -> Result<&[u8], IdentityError> {
+        let (_, any) = Any::from_der(input).map_err(|e| malformed(&e.to_string()))?;
+        if any.tag() != Tag::Sequence {
+            return Err(malformed("expected a SEQUENCE"));
+        }
+        Ok(any.data)
+    };
+    let skip = |input| -> Result<&[u8], IdentityError> {
+        let (rest, _) = Any::from_der(input).map_err(|e| malformed(&e.to_string()))?;
+        Ok(rest)
+    };
+    let tbs = sequence(sequence(der)?)?;
+    let (_, first) = Any::from_der(tbs).map_err(|e| malformed(&e.to_string()))?;
+    // `version [0] EXPLICIT` is absent in v1 certificates.
+    let mut rest = if first.class() == Class::ContextSpecific && first.tag() == Tag(0) {
+        skip(tbs)?
+    } else {
+        tbs
+    };
+    for _ in 0..3 {
+        // serialNumber, signature, issuer
+        rest = skip(rest)?;
+    }
+    let (_, validity) = Validity::from_der(rest).map_err(|e| malformed(&e.to_string()))?;
+    let time = |t: x509_parser::time::ASN1Time, which: &str| {
+        to_system_time(t.timestamp())
+            .ok_or_else(|| malformed(&format!("{which} is out of this platform's time range")))
+    };
+    Ok((
+        time(validity.not_before, "notBefore")?,
+        time(validity.not_after, "notAfter")?,
+    ))
+}
+
 fn parse_leaf(der: &[u8]) -> Result<ClientIdentity, IdentityError> {
     let (rest, cert) = X509Certificate::from_der(der).map_err(|e| IdentityError::Malformed {
         reason: e.to_string(),
@@ -511,6 +620,7 @@ fn parse_leaf(der: &[u8]) -> Result<ClientIdentity, IdentityError> {
         extensions: Vec::with_capacity(cert.extensions().len()),
         fingerprint: Fingerprint::of_der(der),
         chain: Vec::new(),
+        chain_validity: Vec::new(),
         dns_normalized: Vec::new(),
         emails_normalized: Vec::new(),
     };
@@ -640,6 +750,84 @@ mod tests {
 
     fn ca() -> TestCa {
         TestCa::new("Identity Test CA")
+    }
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    #[test]
+    fn validity_of_reads_what_the_full_parse_reads() {
+        let ca = ca();
+        let now = SystemTime::now();
+        let leaf = ca.leaf().validity(now - HOUR, now + 5 * HOUR).build();
+        let id = leaf.identity();
+        assert_eq!(
+            validity_of(leaf.der()).unwrap(),
+            (id.not_before(), id.not_after())
+        );
+        // A CA certificate too (no SANs, other extensions).
+        let (_, ca_not_after) = validity_of(ca.cert_der()).unwrap();
+        assert!(ca_not_after > now + 300 * 24 * HOUR);
+    }
+
+    #[test]
+    fn validity_of_refuses_bytes_that_are_not_a_certificate() {
+        assert!(validity_of(b"").is_err());
+        assert!(validity_of(&[0x30, 0x03, 0x02, 0x01, 0x01]).is_err());
+        let ca = ca();
+        let der = ca.leaf().build().der().to_vec();
+        assert!(validity_of(&der[..der.len() / 3]).is_err());
+    }
+
+    #[test]
+    fn valid_until_is_the_leaf_not_after_without_intermediates() {
+        let ca = ca();
+        let now = SystemTime::now();
+        let id = ca
+            .leaf()
+            .validity(now - HOUR, now + HOUR)
+            .build()
+            .identity();
+        assert_eq!(id.valid_until(now), id.not_after());
+    }
+
+    #[test]
+    fn valid_until_is_the_earliest_not_after_of_the_chain() {
+        let root = ca();
+        let now = SystemTime::now();
+        let short = root.intermediate_with_validity("Short", now - HOUR, now + 2 * HOUR);
+        let leaf = short.leaf().validity(now - HOUR, now + 10 * HOUR).build();
+        let id = leaf.identity();
+        assert_eq!(id.chain().len(), 2);
+        let (_, intermediate_end) = validity_of(id.chain()[1].as_ref()).unwrap();
+        assert!(intermediate_end < id.not_after());
+        assert_eq!(id.valid_until(now), intermediate_end);
+    }
+
+    #[test]
+    fn valid_until_ignores_a_certificate_not_valid_at_the_time() {
+        // An extra certificate that was already expired cannot be on the verified path: it must
+        // not cut the connection short.
+        let root = ca();
+        let now = SystemTime::now();
+        let expired = root.intermediate_with_validity("Old", now - 10 * HOUR, now - HOUR);
+        let leaf = root.leaf().validity(now - HOUR, now + HOUR).build();
+        let chain = [leaf.chain()[0].clone(), expired.cert_der().clone()];
+        let id = ClientIdentity::from_der_chain(&chain).unwrap();
+        assert_eq!(id.valid_until(now), id.not_after());
+    }
+
+    #[test]
+    fn an_unreadable_certificate_after_the_leaf_is_an_error() {
+        let ca = ca();
+        let leaf = ca.leaf().build();
+        let chain = [
+            leaf.chain()[0].clone(),
+            CertificateDer::from(vec![0x30, 0x00]),
+        ];
+        assert!(matches!(
+            ClientIdentity::from_der_chain(&chain),
+            Err(IdentityError::MalformedChain { position: 1, .. })
+        ));
     }
 
     #[test]

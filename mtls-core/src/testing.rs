@@ -139,7 +139,24 @@ impl TestCa {
 
     /// An intermediate CA signed by this one.
     pub fn intermediate(&self, common_name: &str) -> TestCa {
+        self.intermediate_from(ca_params(common_name), common_name)
+    }
+
+    /// An intermediate CA signed by this one, valid from `not_before` to `not_after`: for tests
+    /// of a chain that expires before its leaf.
+    pub fn intermediate_with_validity(
+        &self,
+        common_name: &str,
+        not_before: SystemTime,
+        not_after: SystemTime,
+    ) -> TestCa {
         let mut params = ca_params(common_name);
+        params.not_before = OffsetDateTime::from(not_before);
+        params.not_after = OffsetDateTime::from(not_after);
+        self.intermediate_from(params, common_name)
+    }
+
+    fn intermediate_from(&self, mut params: CertificateParams, common_name: &str) -> TestCa {
         params.use_authority_key_identifier_extension = true;
         let key = new_key();
         let cert = params

@@ -3,9 +3,13 @@
 use std::fmt;
 use std::ops::Deref;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use http::HeaderName;
+use http::StatusCode;
 use mtls_core::ClientIdentity;
+
+use crate::rejection::{CertRejection, RejectionKind};
 
 /// The verified client certificate of the connection a request arrived on, as a request extension.
 ///
@@ -16,6 +20,13 @@ use mtls_core::ClientIdentity;
 ///
 /// With the `axum` feature, `ClientCert` is an extractor: a handler that takes `ClientCert` answers
 /// 401 when there is none, one that takes `Option<ClientCert>` serves both.
+///
+/// A certificate speaks for its connection only while it is valid: from the leaf's `notBefore`
+/// to [`valid_until`](Self::valid_until), the earliest `notAfter` of the chain. The layer, the
+/// `#[require_cert]` guards, the extractor and [`grpc::client_cert`](crate::grpc::client_cert)
+/// answer a request that starts after that as if it had no certificate (401, `UNAUTHENTICATED`),
+/// with a [`CertificateExpired`](RejectionKind::CertificateExpired) rejection; `serve` also closes
+/// the connection then.
 ///
 /// ```
 /// use mtls_tower::ClientCert;
@@ -28,6 +39,7 @@ use mtls_core::ClientIdentity;
 pub struct ClientCert {
     identity: Arc<ClientIdentity>,
     source: CertSource,
+    valid_until: SystemTime,
 }
 
 /// Where a [`ClientCert`] came from.
@@ -48,18 +60,24 @@ impl ClientCert {
     ///
     /// Only code that has verified the chain (the TLS stack) should build one: whatever is in the
     /// request extensions is believed by every layer and extractor.
+    ///
+    /// [`valid_until`](Self::valid_until) is read from the chain now, so build it when the chain
+    /// has just been verified.
     pub fn from_handshake(identity: Arc<ClientIdentity>) -> ClientCert {
-        ClientCert {
-            identity,
-            source: CertSource::TlsHandshake,
-        }
+        ClientCert::new(identity, CertSource::TlsHandshake)
     }
 
     /// A certificate forwarded by a trusted proxy in `header`.
     pub fn from_trusted_proxy(identity: Arc<ClientIdentity>, header: HeaderName) -> ClientCert {
+        ClientCert::new(identity, CertSource::TrustedProxy { header })
+    }
+
+    fn new(identity: Arc<ClientIdentity>, source: CertSource) -> ClientCert {
+        let valid_until = identity.valid_until(SystemTime::now());
         ClientCert {
             identity,
-            source: CertSource::TrustedProxy { header },
+            source,
+            valid_until,
         }
     }
 
@@ -83,6 +101,46 @@ impl ClientCert {
     pub fn source(&self) -> &CertSource {
         &self.source
     }
+
+    /// The end of this certificate's authority: the earliest `notAfter` of the leaf and of the
+    /// other certificates of its chain that were valid when it was built
+    /// ([`ClientIdentity::valid_until`]).
+    pub fn valid_until(&self) -> SystemTime {
+        self.valid_until
+    }
+
+    /// Whether the certificate may speak for a request that starts at `now`: `now` lies between
+    /// the leaf's `notBefore` and [`valid_until`](Self::valid_until), both inclusive (RFC 5280).
+    pub fn is_current_at(&self, now: SystemTime) -> bool {
+        self.identity.not_before() <= now && now <= self.valid_until
+    }
+}
+
+/// The request's certificate when it may speak for the request now; otherwise the rejection: 401
+/// without one, or with one outside its validity. The one place every check (layer, guard,
+/// extractor, gRPC helper) asks, so that none of them can serve an expired certificate.
+///
+/// Security: a connection outlives its handshake, and a TLS session outlives its connection
+/// (resumption re-uses the stored chain without verifying it again). This per-request date check
+/// is what makes sure no request is served on a certificate past its end, whatever the
+/// connection's path (`serve`, `axum::serve`, a hand-written loop, a trusted proxy).
+pub(crate) fn current(cert: Option<&ClientCert>) -> Result<&ClientCert, CertRejection> {
+    let Some(cert) = cert else {
+        return Err(CertRejection::new(
+            RejectionKind::MissingCertificate,
+            StatusCode::UNAUTHORIZED,
+        ));
+    };
+    let now = SystemTime::now();
+    if cert.is_current_at(now) {
+        return Ok(cert);
+    }
+    let kind = if now > cert.valid_until {
+        RejectionKind::CertificateExpired
+    } else {
+        RejectionKind::CertificateNotYetValid
+    };
+    Err(CertRejection::new(kind, StatusCode::UNAUTHORIZED))
 }
 
 impl Deref for ClientCert {
@@ -100,6 +158,7 @@ impl fmt::Debug for ClientCert {
             .field("spiffe_id", &self.identity.spiffe_id())
             .field("fingerprint", self.identity.fingerprint_sha256())
             .field("source", &self.source)
+            .field("valid_until", &self.valid_until)
             .finish()
     }
 }

@@ -4,41 +4,43 @@ use std::convert::Infallible;
 
 use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
 use http::request::Parts;
-use http::StatusCode;
 
 use crate::cert::ClientCert;
 use crate::logging::Limiter;
-use crate::rejection::{CertRejection, RejectionKind};
+use crate::rejection::CertRejection;
+#[cfg(doc)]
+use crate::rejection::RejectionKind;
 
 /// `ClientCert` as an extractor: the connection's verified certificate, or a 401 rejection
-/// (a [`CertRejection`] of kind [`MissingCertificate`](RejectionKind::MissingCertificate)).
+/// (a [`CertRejection`] of kind [`MissingCertificate`](RejectionKind::MissingCertificate), or
+/// [`CertificateExpired`](RejectionKind::CertificateExpired) when the connection outlived it).
 impl<S: Send + Sync> FromRequestParts<S> for ClientCert {
     type Rejection = CertRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts
-            .extensions
-            .get::<ClientCert>()
-            .cloned()
-            .ok_or_else(|| {
+        match crate::cert::current(parts.extensions.get::<ClientCert>()) {
+            Ok(cert) => Ok(cert.clone()),
+            Err(rejection) => {
                 static LIMIT: Limiter = Limiter::new();
                 if let Some(suppressed) = LIMIT.admit() {
                     tracing::warn!(
                         target: "mtls_tower::reject",
                         suppressed,
                         status = 401u16,
-                    method = %parts.method,
-                    path = parts.uri.path(),
-                        "request rejected by the ClientCert extractor: no verified client certificate"
+                        method = %parts.method,
+                        path = parts.uri.path(),
+                        reason = %rejection,
+                        "request rejected by the ClientCert extractor"
                     );
                 }
-                CertRejection::new(RejectionKind::MissingCertificate, StatusCode::UNAUTHORIZED)
-            })
+                Err(rejection)
+            }
+        }
     }
 }
 
-/// `Option<ClientCert>` as an extractor: `None` when the request has no verified certificate, for
-/// handlers that serve both.
+/// `Option<ClientCert>` as an extractor: `None` when the request has no verified certificate, or
+/// only one past its validity, for handlers that serve both.
 impl<S: Send + Sync> OptionalFromRequestParts<S> for ClientCert {
     type Rejection = Infallible;
 
@@ -46,6 +48,10 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for ClientCert {
         parts: &mut Parts,
         _state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
-        Ok(parts.extensions.get::<ClientCert>().cloned())
+        // An expired certificate is no certificate: a handler that serves both must not see it
+        // as the caller's identity.
+        Ok(crate::cert::current(parts.extensions.get::<ClientCert>())
+            .ok()
+            .cloned())
     }
 }

@@ -79,9 +79,10 @@ impl Enforcement {
         method: &str,
         path: &str,
     ) -> Option<CertRejection> {
-        let rejection = match cert {
-            None => CertRejection::new(RejectionKind::MissingCertificate, StatusCode::UNAUTHORIZED),
-            Some(cert) => {
+        let rejection = match crate::cert::current(cert) {
+            // No certificate, or one past its validity: 401.
+            Err(rejection) => rejection,
+            Ok(cert) => {
                 let policy = self.policy.as_ref()?;
                 // `evaluate` allocates only to build a denial's reason.
                 let Decision::Deny(reason) = policy.evaluate(cert) else {
@@ -272,13 +273,23 @@ fn log_rejection(
     let fingerprint = cert.map(|c| tracing::field::display(c.fingerprint_sha256()));
     let rule = rejection.deny_reason().map(tracing::field::display);
     // One limiter per kind of line, so that a flood of one kind cannot hide the first of another.
-    static LIMITS: [Limiter; 4] = [
+    static LIMITS: [Limiter; 6] = [
+        Limiter::new(),
+        Limiter::new(),
         Limiter::new(),
         Limiter::new(),
         Limiter::new(),
         Limiter::new(),
     ];
     let (message, limiter) = match (rejection.kind(), shadow) {
+        (RejectionKind::CertificateExpired | RejectionKind::CertificateNotYetValid, false) => (
+            "request rejected: client certificate outside its validity period",
+            &LIMITS[4],
+        ),
+        (RejectionKind::CertificateExpired | RejectionKind::CertificateNotYetValid, true) => (
+            "shadow mode: would reject, client certificate outside its validity period",
+            &LIMITS[5],
+        ),
         (RejectionKind::MissingCertificate, false) => (
             "request rejected: no verified client certificate",
             &LIMITS[0],

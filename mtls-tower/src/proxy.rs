@@ -351,10 +351,12 @@ where
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let config = &*self.config;
         let trusted = match &config.trust {
-            // Only a certificate from this connection's own handshake can vouch for the proxy.
-            Trust::Identity(policy) => req.extensions().get::<ClientCert>().is_some_and(|c| {
-                *c.source() == CertSource::TlsHandshake && policy.allows(c.identity())
-            }),
+            // Only a certificate from this connection's own handshake can vouch for the proxy,
+            // and only while it is valid: a pooled upstream connection can outlive it.
+            Trust::Identity(policy) => crate::cert::current(req.extensions().get::<ClientCert>())
+                .is_ok_and(|c| {
+                    *c.source() == CertSource::TlsHandshake && policy.allows(c.identity())
+                }),
             Trust::Addresses(nets) => req
                 .extensions()
                 .get::<PeerAddr>()

@@ -37,6 +37,14 @@ pub enum RejectionKind {
     MissingCertificate,
     /// The certificate does not satisfy the policy.
     PolicyDenied(DenyReason),
+    /// The certificate (or a certificate of its chain) expired after the connection's handshake:
+    /// an open connection, or a resumed TLS session, outlived it. Answered as
+    /// [`MissingCertificate`](Self::MissingCertificate) is (401, `UNAUTHENTICATED`): the
+    /// client needs a new one.
+    CertificateExpired,
+    /// The certificate's `notBefore` is in the future (a forwarded certificate, or a clock that
+    /// went back since the handshake). Answered with 401.
+    CertificateNotYetValid,
 }
 
 impl CertRejection {
@@ -59,7 +67,9 @@ impl CertRejection {
     pub fn deny_reason(&self) -> Option<&DenyReason> {
         match &self.kind {
             RejectionKind::PolicyDenied(reason) => Some(reason),
-            RejectionKind::MissingCertificate => None,
+            RejectionKind::MissingCertificate
+            | RejectionKind::CertificateExpired
+            | RejectionKind::CertificateNotYetValid => None,
         }
     }
 }
@@ -68,6 +78,12 @@ impl fmt::Display for CertRejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
             RejectionKind::MissingCertificate => f.write_str("no verified client certificate"),
+            RejectionKind::CertificateExpired => {
+                f.write_str("the client certificate or its chain has expired")
+            }
+            RejectionKind::CertificateNotYetValid => {
+                f.write_str("the client certificate is not valid yet")
+            }
             RejectionKind::PolicyDenied(reason) => {
                 write!(f, "client certificate denied by policy: {reason}")
             }

@@ -110,6 +110,119 @@ fn missing_certificate_is_401() {
     );
 }
 
+fn expired_billing() -> ClientIdentity {
+    ca().leaf()
+        .dns("api.billing.internal")
+        .expired()
+        .build()
+        .identity()
+}
+
+fn not_yet_valid_billing() -> ClientIdentity {
+    ca().leaf()
+        .dns("api.billing.internal")
+        .not_yet_valid()
+        .build()
+        .identity()
+}
+
+fn expired_chain_billing() -> ClientIdentity {
+    // The leaf is good for 30 days; the intermediate that issued it ends in a second.
+    let now = std::time::SystemTime::now();
+    let short = ca().intermediate_with_validity(
+        "Short-lived intermediate",
+        now - std::time::Duration::from_secs(3600),
+        now + std::time::Duration::from_secs(1),
+    );
+    short.leaf().dns("api.billing.internal").build().identity()
+}
+
+#[test]
+fn an_expired_certificate_that_the_policy_allows_is_401() {
+    let res = block_on(
+        app(RequireClientCertLayer::new(billing_policy()))
+            .oneshot(get_with(Some(expired_billing()))),
+    )
+    .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        res.extensions().get::<CertRejection>().unwrap().kind(),
+        &RejectionKind::CertificateExpired
+    );
+}
+
+#[test]
+fn an_expired_certificate_is_401_for_any_verified_too() {
+    let res = block_on(
+        app(RequireClientCertLayer::any_verified()).oneshot(get_with(Some(expired_billing()))),
+    )
+    .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[test]
+fn a_certificate_whose_intermediate_expired_is_401() {
+    let id = expired_chain_billing();
+    let cert = ClientCert::for_tests(id);
+    assert!(cert.valid_until() < cert.not_after());
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let req = Request::get("/")
+        .extension(cert)
+        .body(Body::empty())
+        .unwrap();
+    let res = block_on(app(RequireClientCertLayer::new(billing_policy())).oneshot(req)).unwrap();
+    assert_eq!(
+        res.extensions().get::<CertRejection>().unwrap().kind(),
+        &RejectionKind::CertificateExpired
+    );
+}
+
+#[test]
+fn a_not_yet_valid_certificate_is_401() {
+    let res = block_on(
+        app(RequireClientCertLayer::new(billing_policy()))
+            .oneshot(get_with(Some(not_yet_valid_billing()))),
+    )
+    .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        res.extensions().get::<CertRejection>().unwrap().kind(),
+        &RejectionKind::CertificateNotYetValid
+    );
+}
+
+#[test]
+fn the_extractor_refuses_an_expired_certificate() {
+    let app = Router::new().route(
+        "/",
+        get(|cert: ClientCert| async move { cert.subject().to_string() }),
+    );
+    let res = block_on(app.oneshot(get_with(Some(expired_billing())))).unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        res.extensions().get::<CertRejection>().unwrap().kind(),
+        &RejectionKind::CertificateExpired
+    );
+}
+
+#[test]
+fn the_optional_extractor_sees_no_expired_certificate() {
+    let app = Router::new().route(
+        "/",
+        get(|cert: Option<ClientCert>| async move {
+            if cert.is_some() {
+                "some"
+            } else {
+                "none"
+            }
+        }),
+    );
+    let res = block_on(app.clone().oneshot(get_with(Some(expired_billing())))).unwrap();
+    assert_eq!(block_on(body_string(res)), "none");
+    let res = block_on(app.oneshot(get_with(Some(billing())))).unwrap();
+    assert_eq!(block_on(body_string(res)), "some");
+}
+
 #[test]
 fn allowed_certificate_reaches_the_handler() {
     let res = block_on(

@@ -405,3 +405,61 @@ fn source_names_the_header() {
     );
     assert!(matches!(c.source(), CertSource::TrustedProxy { header } if header == "client-cert"));
 }
+
+#[tokio::test]
+async fn an_expired_forwarded_leaf_is_401_and_never_the_callers_identity() {
+    // The proxy verified it once, perhaps long ago (a pooled upstream connection): the layer
+    // checks the forwarded leaf's dates itself.
+    let f = fx();
+    let expired = f.pki.ca.leaf().common_name("alice").expired().build();
+    let header = client_cert_header(&expired);
+    let layer = || by_identity(ForwardedFormat::Rfc9440);
+    let (status, _, _) = send(
+        app(layer()),
+        request(
+            "/protected",
+            Some(&f.proxy),
+            "10.0.0.2:1",
+            &[("client-cert", &header)],
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (_, body, _) = send(app(layer()), from_proxy(f, &[("client-cert", &header)])).await;
+    assert!(body.starts_with("nobody"), "{body}");
+    // The same leaf, current: served.
+    let current = client_cert_header(&f.alice);
+    let (status, _, _) = send(
+        app(layer()),
+        request(
+            "/protected",
+            Some(&f.proxy),
+            "10.0.0.2:1",
+            &[("client-cert", &current)],
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_proxy_whose_own_certificate_expired_is_not_trusted() {
+    let f = fx();
+    let expired_proxy = f
+        .pki
+        .ca
+        .leaf()
+        .spiffe(PROXY_ID)
+        .expired()
+        .build()
+        .identity();
+    let header = client_cert_header(&f.alice);
+    let req = request(
+        "/",
+        Some(&expired_proxy),
+        "10.0.0.2:1",
+        &[("client-cert", &header)],
+    );
+    let (_, body, _) = send(app(by_identity(ForwardedFormat::Rfc9440)), req).await;
+    assert_eq!(body, "nobody; leaked headers: []");
+}

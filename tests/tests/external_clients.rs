@@ -243,3 +243,50 @@ async fn openssl_s_client_tls11_is_refused_even_with_allow_tls12() {
     assert!(!all.contains("HTTP/1.1 200"), "{all}");
     assert!(!out.status.success(), "{all}");
 }
+
+/// Waits until `cert`'s leaf has expired, and a little more.
+async fn until_expired(cert: &TestCert) {
+    let left = cert
+        .identity()
+        .not_after()
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or_default();
+    tokio::time::sleep(left + std::time::Duration::from_millis(1200)).await;
+}
+
+/// The reproduction: a session saved with `-sess_out` and resumed with `-sess_in` and no
+/// certificate. Before the leaf expires that is served (the test really resumes); after, the
+/// resumed connection gets no answer, and a full handshake is refused by rustls.
+#[tokio::test]
+async fn openssl_s_client_cannot_resume_past_the_leaf_expiry() {
+    let s = Setup::new(false).await;
+    let now = std::time::SystemTime::now();
+    let short = s
+        .pki
+        .ca
+        .leaf()
+        .validity(
+            now - std::time::Duration::from_secs(60),
+            now + std::time::Duration::from_secs(4),
+        )
+        .build();
+    let files = s.client_files("short", &short);
+    let path = |name: &str| s.dir.path().join(name).to_string_lossy().into_owned();
+    let (first, second) = (path("first.sess"), path("second.sess"));
+
+    let out = s_client(&s, &["-sess_out", &first], Some(files.clone())).await;
+    assert!(text(&out).contains("HTTP/1.1 200 OK"), "{}", text(&out));
+    // Resumed, no certificate given: still served while the leaf is valid.
+    let out = s_client(&s, &["-sess_in", &first, "-sess_out", &second], None).await;
+    assert!(text(&out).contains("Reused, TLSv1.3"), "{}", text(&out));
+    assert!(text(&out).contains("HTTP/1.1 200 OK"), "{}", text(&out));
+
+    until_expired(&short).await;
+    let out = s_client(&s, &["-sess_in", &second], None).await;
+    assert!(text(&out).contains("Reused, TLSv1.3"), "{}", text(&out));
+    assert!(!text(&out).contains("HTTP/1.1"), "{}", text(&out));
+    // A full handshake with the expired leaf: rustls's own refusal.
+    let out = s_client(&s, &[], Some(files)).await;
+    assert!(!text(&out).contains("HTTP/1.1"), "{}", text(&out));
+    assert!(text(&out).contains("certificate expired"), "{}", text(&out));
+}

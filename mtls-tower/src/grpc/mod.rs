@@ -204,17 +204,15 @@ impl<R> RequireClientCertLayer<R> {
 }
 
 /// The request's verified client certificate, or `Err(Status::unauthenticated(..))` when it has
-/// none: for tonic handlers, `let cert = client_cert(&request)?;`.
+/// none, or only one past its validity: for tonic handlers, `let cert = client_cert(&request)?;`.
 ///
 /// The certificate is the one [`serve`](crate::serve) put there from the TLS handshake (or a
 /// [`TrustedProxyLayer`](crate::TrustedProxyLayer) from a trusted proxy's header).
 // `Status` is what every tonic handler returns; boxing it would only add a step for callers.
 #[allow(clippy::result_large_err)]
 pub fn client_cert<T>(request: &tonic::Request<T>) -> Result<&ClientCert, Status> {
-    request
-        .extensions()
-        .get::<ClientCert>()
-        .ok_or_else(|| Status::unauthenticated(CERTIFICATE_REQUIRED))
+    crate::cert::current(request.extensions().get::<ClientCert>())
+        .map_err(|_| Status::unauthenticated(CERTIFICATE_REQUIRED))
 }
 
 #[cfg(test)]
@@ -266,6 +264,40 @@ mod tests {
         assert_eq!(res.headers()["content-type"], "application/grpc");
         let rejection = res.extensions().get::<CertRejection>().unwrap();
         assert_eq!(rejection.kind(), &RejectionKind::MissingCertificate);
+    }
+
+    #[tokio::test]
+    async fn an_expired_certificate_is_unauthenticated() {
+        let ca = TestCa::new("gRPC test CA");
+        let expired = ClientCert::for_tests(
+            ca.leaf()
+                .dns("api.billing.internal")
+                .expired()
+                .build()
+                .identity(),
+        );
+        let res = call(billing_only(), Some(expired)).await;
+        assert_eq!(res.headers()["grpc-status"], "16");
+        let rejection = res.extensions().get::<CertRejection>().unwrap();
+        assert_eq!(rejection.kind(), &RejectionKind::CertificateExpired);
+    }
+
+    #[test]
+    fn client_cert_refuses_an_expired_certificate() {
+        let ca = TestCa::new("gRPC test CA");
+        let mut request = tonic::Request::new(());
+        request.extensions_mut().insert(ClientCert::for_tests(
+            ca.leaf().expired().build().identity(),
+        ));
+        assert_eq!(
+            client_cert(&request).unwrap_err().code(),
+            Code::Unauthenticated
+        );
+        let mut request = tonic::Request::new(());
+        request
+            .extensions_mut()
+            .insert(ClientCert::for_tests(ca.leaf().build().identity()));
+        assert!(client_cert(&request).is_ok());
     }
 
     #[tokio::test]

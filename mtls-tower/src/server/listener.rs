@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use mtls_core::ClientIdentity;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -22,7 +22,7 @@ use tokio_rustls::LazyConfigAcceptor;
 use super::config::MtlsConfig;
 use super::limits::Limits;
 use super::reload::{ConfigCell, ReloadHandle};
-use super::table::{Activity, CloseReason, CloseSignal, ConnSlot, ConnTable, Refused};
+use super::table::{later, Activity, CloseReason, CloseSignal, ConnSlot, ConnTable, Refused};
 use crate::cert::ClientCert;
 use crate::logging::Limiter;
 
@@ -293,6 +293,9 @@ impl MtlsListenerBuilder {
     /// On every [reload](MtlsListener::reload_handle), close the connections established under
     /// the previous configuration (each ends when it next waits for a request), so that a revoked
     /// or removed client loses access at once instead of at its next connection.
+    ///
+    /// A certificate's own end needs no reload: every request is refused once the chain's
+    /// validity has ended ([`ClientCert::valid_until`]), and `serve` closes the connection then.
     pub fn close_connections_on_reload(mut self) -> Self {
         self.close_on_reload = true;
         self
@@ -722,6 +725,26 @@ async fn connection(
         },
         _ => None,
     };
+    if let Some(cert) = &client_cert {
+        // Security: rustls verifies a chain only in a full handshake. A resumed session (TLS 1.3
+        // ticket, TLS 1.2 session ID) brings back the chain stored with it, unchecked, and every
+        // resumption hands out a new ticket: without this check, a certificate that expired
+        // would keep its access for ever. Refused here, before any request is read; the client's
+        // next full handshake gets `certificate_expired` from rustls. (A full handshake has just
+        // verified the dates, so this refuses nothing else but a clock that jumped.)
+        if !cert.is_current_at(SystemTime::now()) {
+            refuse_resumed(tls, peer, cert).await;
+            return;
+        }
+    }
+    // When the certificate's authority ends, so does the connection (`serve` closes it then).
+    let certificate_ends = client_cert.as_ref().map(|cert| {
+        let left = cert
+            .valid_until()
+            .duration_since(SystemTime::now())
+            .unwrap_or_default();
+        later(Instant::now(), left)
+    });
     match &shared.sink {
         Sink::Channel(tx) => {
             // Handed to `accept`: the table counts it until the stream is dropped, but cannot
@@ -733,7 +756,7 @@ async fn connection(
             let _ = tx.send((stream, peer)).await;
         }
         Sink::Serve(serve) => {
-            let activity = Arc::new(Activity::new());
+            let activity = Arc::new(Activity::new().ending_at(certificate_ends));
             if !slot.serving(Some(activity.clone())) {
                 return;
             }
@@ -741,6 +764,25 @@ async fn connection(
             serve(stream, peer, close).await;
         }
     }
+}
+
+/// Ends a connection whose (resumed) session's certificate is no longer valid: a `close_notify`,
+/// bounded in time, then the close.
+async fn refuse_resumed(mut tls: TlsStream<TcpStream>, peer: SocketAddr, cert: &ClientCert) {
+    use tokio::io::AsyncWriteExt;
+    static LIMIT: Limiter = Limiter::new();
+    if let Some(suppressed) = LIMIT.admit() {
+        tracing::warn!(
+            target: "mtls_tower::listener",
+            suppressed,
+            %peer,
+            resumed = matches!(tls.get_ref().1.handshake_kind(), Some(rustls::HandshakeKind::Resumed)),
+            subject = cert.subject().as_str(),
+            fingerprint = %cert.fingerprint_sha256(),
+            "closing connection: its client certificate is outside its validity period (a resumed TLS session outlived it)"
+        );
+    }
+    let _ = tokio::time::timeout(LINGER, tls.shutdown()).await;
 }
 
 fn log_closed(peer: SocketAddr, reason: CloseReason, message: &'static str) {

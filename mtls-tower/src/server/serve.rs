@@ -21,7 +21,7 @@ use super::body::{Account, Budget, Budgets, RequestBody};
 use super::connection::AddClientCert;
 use super::limits::Limits;
 use super::listener::{HttpConfig, MtlsListener, MtlsStream, ServeConnection};
-use super::table::{Activity, CloseReason, CloseSignal, Expiry, Timeouts};
+use super::table::{later, Activity, CloseReason, CloseSignal, Expiry, Timeouts};
 use crate::logging::Limiter;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -335,7 +335,14 @@ async fn drive<C, E>(
             }
             graceful(conn.as_mut());
             closing = true;
-            deadline = later(now, drain);
+            // Security: past its certificate's end the connection speaks for no one. Requests
+            // already running get a moment to finish, not the drain timeout: a server stream
+            // would otherwise go on sending on an expired certificate's authority.
+            let grace = match why {
+                Expiry::CertificateEnded => drain.min(EXPIRY_GRACE),
+                _ => drain,
+            };
+            deadline = later(now, grace);
             if let Some(at) = activity.header_deadline(&timeouts) {
                 deadline = deadline.min(at.max(now));
             }
@@ -351,11 +358,9 @@ async fn drive<C, E>(
 /// How long a connection closed to make room has to go (its GOAWAY sent, its ping answered).
 const SHED_GRACE: Duration = Duration::from_secs(1);
 
-/// `at + d`, or about a year from `at` when that does not fit.
-fn later(at: Instant, d: Duration) -> Instant {
-    at.checked_add(d)
-        .unwrap_or_else(|| at + Duration::from_secs(365 * 24 * 3600))
-}
+/// How long requests in flight when the client certificate ends may go on before the connection
+/// is closed outright.
+const EXPIRY_GRACE: Duration = Duration::from_secs(1);
 
 fn log_close(peer: SocketAddr, reason: &'static str) {
     static LIMIT: Limiter = Limiter::new();

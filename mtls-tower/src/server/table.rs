@@ -516,6 +516,11 @@ const HEAD_UNSTAMPED: u64 = u64::MAX - 1;
 #[cfg_attr(not(feature = "axum"), allow(dead_code))]
 pub(crate) struct Activity {
     started: Instant,
+    /// When the client certificate's authority ends ([`ClientCert::valid_until`]): the
+    /// connection closes then, whatever its other deadlines.
+    ///
+    /// [`ClientCert::valid_until`]: crate::ClientCert::valid_until
+    certificate_ends: Option<Instant>,
     in_flight: AtomicU32,
     requests: AtomicU64,
     /// Milliseconds after `started` at which the connection last became idle (no request in
@@ -538,6 +543,7 @@ impl Activity {
     pub(crate) fn new() -> Activity {
         Activity {
             started: Instant::now(),
+            certificate_ends: None,
             in_flight: AtomicU32::new(0),
             requests: AtomicU64::new(0),
             idle_since_ms: AtomicU64::new(0),
@@ -545,6 +551,12 @@ impl Activity {
             epoch: AtomicU64::new(0),
             arm_on_bytes: AtomicBool::new(true),
         }
+    }
+
+    /// The connection must end at `at` (its client certificate's end), if not before.
+    pub(crate) fn ending_at(mut self, at: Option<Instant>) -> Activity {
+        self.certificate_ends = at;
+        self
     }
 
     /// Bytes while idle do not start a request head (HTTP/2: pings, window updates).
@@ -629,6 +641,7 @@ impl Activity {
                 }
             }
         };
+        earliest(self.certificate_ends, Expiry::CertificateEnded);
         if self.in_flight.load(Relaxed) == 0 {
             let head = self.head_started_ms.load(Relaxed);
             if self.requests.load(Relaxed) == 0 {
@@ -645,6 +658,12 @@ impl Activity {
         let never = now + Duration::from_secs(365 * 24 * 3600);
         (next.0.unwrap_or(never), next.1)
     }
+}
+
+/// `at + d`, or about a year from `at` when that does not fit.
+pub(crate) fn later(at: Instant, d: Duration) -> Instant {
+    at.checked_add(d)
+        .unwrap_or_else(|| at + Duration::from_secs(365 * 24 * 3600))
 }
 
 /// The timeouts a served connection's driver applies.
@@ -664,6 +683,8 @@ pub(crate) enum Expiry {
     Header,
     Idle,
     MaxAge,
+    /// The client certificate (or its chain) expired.
+    CertificateEnded,
     /// Not a timeout: a busy connection's periodic look at its deadlines.
     Recheck,
 }
@@ -676,6 +697,7 @@ impl Expiry {
             Expiry::Header => "request head not complete within the request-header timeout",
             Expiry::Idle => "idle timeout",
             Expiry::MaxAge => "maximum connection age",
+            Expiry::CertificateEnded => "the client certificate or its chain expired",
             Expiry::Recheck => "recheck",
         }
     }
@@ -992,6 +1014,40 @@ mod tests {
         };
         assert_eq!(
             a.next_deadline(&no_idle, now),
+            (a.started + Duration::from_secs(3600), Expiry::MaxAge)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_certificate_end_comes_before_a_later_age_even_while_busy() {
+        let ends = Instant::now() + Duration::from_secs(90);
+        let a = Activity::new().ending_at(Some(ends));
+        a.request_started();
+        let no_idle = Timeouts {
+            idle: Duration::from_secs(7200),
+            ..timeouts()
+        };
+        assert_eq!(
+            a.next_deadline(&no_idle, Instant::now()),
+            (ends, Expiry::CertificateEnded)
+        );
+        a.request_finished();
+        assert_eq!(
+            a.next_deadline(&no_idle, Instant::now()),
+            (ends, Expiry::CertificateEnded)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_earlier_age_still_comes_first_when_the_certificate_lasts() {
+        let a = Activity::new().ending_at(Some(Instant::now() + Duration::from_secs(7200)));
+        a.request_started();
+        let no_idle = Timeouts {
+            idle: Duration::from_secs(7200),
+            ..timeouts()
+        };
+        assert_eq!(
+            a.next_deadline(&no_idle, Instant::now()),
             (a.started + Duration::from_secs(3600), Expiry::MaxAge)
         );
     }

@@ -1,0 +1,402 @@
+//! A certificate's end is the end of its access, over real TLS on 127.0.0.1: a TLS session
+//! resumed past the leaf's `notAfter` gets nothing, an open connection (HTTP/1.1 keep-alive,
+//! HTTP/2, gRPC) is closed at the end of its chain's validity with its streams ended, and a
+//! request that starts after it is refused on every path. Leaves here live a few seconds.
+//! `external_clients.rs` has the same resumption check with `openssl s_client -sess_in`.
+
+#![allow(clippy::unwrap_used)]
+
+use std::future::Future as _;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::body::Body;
+use axum::routing::get;
+use axum::Router;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use mtls_examples::greeter::{
+    Greeter, GreeterClient, GreeterServer, HelloReply, HelloRequest, SetGreetingReply,
+    SetGreetingRequest, Streams, StreamsClient, StreamsServer,
+};
+use mtls_examples::grpc_channel;
+use mtls_tests::{listener, Pki, Server};
+use mtls_tower::testing::{TestCert, TestClient};
+use mtls_tower::{ClientCert, MtlsMakeService, RequireClientCertLayer};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::Sleep;
+use tokio_stream::{Stream, StreamExt};
+use tonic::service::Routes;
+use tonic::{Request, Response, Status, Streaming};
+use tower::Layer;
+
+/// A leaf from `issuer` valid for about `secs` more seconds (X.509 times have whole seconds).
+fn short_lived(issuer: &mtls_tower::testing::TestCa, secs: u64) -> TestCert {
+    let now = SystemTime::now();
+    issuer
+        .leaf()
+        .common_name("short-lived")
+        .validity(
+            now - Duration::from_secs(60),
+            now + Duration::from_secs(secs),
+        )
+        .build()
+}
+
+/// How long until `end`, and then `extra`.
+fn until(end: SystemTime, extra: Duration) -> Duration {
+    end.duration_since(SystemTime::now()).unwrap_or_default() + extra
+}
+
+/// Chunks every 100 ms, for ever: a response that only the server's close can end.
+struct Ticks(Pin<Box<Sleep>>);
+
+impl Ticks {
+    fn new() -> Ticks {
+        Ticks(Box::pin(tokio::time::sleep(Duration::ZERO)))
+    }
+}
+
+impl Stream for Ticks {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        match self.0.as_mut().poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(()) => {
+                let next = tokio::time::Instant::now() + Duration::from_millis(100);
+                self.0.as_mut().reset(next);
+                Poll::Ready(Some(Ok(Bytes::from_static(b"tick\n"))))
+            }
+        }
+    }
+}
+
+fn app() -> Router {
+    Router::new()
+        .route(
+            "/",
+            get(|cert: ClientCert| async move { format!("hello {}", cert.subject()) }),
+        )
+        .route("/ticks", get(|| async { Body::from_stream(Ticks::new()) }))
+        .layer(RequireClientCertLayer::any_verified())
+}
+
+async fn server(pki: &Pki) -> Server {
+    Server::start(pki.config().build().unwrap(), app()).await
+}
+
+/// Reads until the server closes the connection; how long that took, or `None` after `patience`.
+async fn closed_within<S: tokio::io::AsyncRead + Unpin>(
+    stream: &mut S,
+    patience: Duration,
+) -> Option<Duration> {
+    let started = Instant::now();
+    let mut buf = [0u8; 4096];
+    let read_to_close = async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(patience, read_to_close)
+        .await
+        .ok()
+        .map(|()| started.elapsed())
+}
+
+/// One keep-alive `GET /` on `tls`; the response's head and body as text.
+async fn keep_alive_get<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    tls: &mut S,
+) -> String {
+    tls.write_all(b"GET / HTTP/1.1\r\nhost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let mut got = Vec::new();
+    while !String::from_utf8_lossy(&got).contains("hello CN=") {
+        let n = tls.read(&mut buf).await.unwrap();
+        assert!(n > 0, "closed early: {:?}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[tokio::test]
+async fn a_rustls_client_cannot_resume_past_the_leaf_expiry() {
+    let pki = Pki::new();
+    let server = server(&pki).await;
+    let leaf = short_lived(&pki.ca, 3);
+    // One client configuration: rustls keeps the tickets it gets and resumes with them.
+    let client = TestClient::new(&pki.ca).with_cert(&leaf);
+    let resumed = |tls: &tokio_rustls::client::TlsStream<TcpStream>| {
+        tls.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed)
+    };
+
+    let mut first = client.connect(server.addr).await.unwrap();
+    assert!(!resumed(&first));
+    assert!(keep_alive_get(&mut first).await.contains("200 OK"));
+    drop(first);
+    // While the leaf is valid, resumption works: the test below really resumes.
+    let mut second = client.connect(server.addr).await.unwrap();
+    assert!(resumed(&second));
+    assert!(keep_alive_get(&mut second).await.contains("200 OK"));
+    drop(second);
+
+    tokio::time::sleep(until(
+        leaf.identity().not_after(),
+        Duration::from_millis(1200),
+    ))
+    .await;
+    let mut third = client.connect(server.addr).await.unwrap();
+    assert!(resumed(&third));
+    let _ = third
+        .write_all(b"GET / HTTP/1.1\r\nhost: localhost\r\n\r\n")
+        .await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), third.read_to_end(&mut answer)).await;
+    assert!(
+        answer.is_empty(),
+        "a resumed session past its leaf's end was answered: {:?}",
+        String::from_utf8_lossy(&answer)
+    );
+    // A fresh client makes a full handshake, which rustls refuses.
+    let fresh = TestClient::new(&pki.ca).with_cert(&leaf);
+    let outcome = fresh.get(server.addr, "/").await;
+    assert!(outcome.refused_with("CertificateExpired"), "{outcome:?}");
+}
+
+#[tokio::test]
+async fn a_keep_alive_http1_connection_is_closed_when_the_leaf_expires() {
+    let pki = Pki::new();
+    let server = server(&pki).await;
+    let leaf = short_lived(&pki.ca, 3);
+    let mut tls = TestClient::new(&pki.ca)
+        .with_cert(&leaf)
+        .connect(server.addr)
+        .await
+        .unwrap();
+    assert!(keep_alive_get(&mut tls).await.contains("200 OK"));
+    let end = leaf.identity().not_after();
+    let closed = closed_within(&mut tls, until(end, Duration::from_secs(5))).await;
+    assert!(closed.is_some(), "still open 5 s after the leaf expired");
+    // Not before its end (X.509 seconds: the leaf ends at a whole second).
+    assert!(SystemTime::now() >= end);
+}
+
+#[tokio::test]
+async fn a_connection_is_closed_when_an_intermediate_expires_before_the_leaf() {
+    let pki = Pki::new();
+    let server = server(&pki).await;
+    let now = SystemTime::now();
+    let intermediate = pki.ca.intermediate_with_validity(
+        "Short intermediate",
+        now - Duration::from_secs(60),
+        now + Duration::from_secs(3),
+    );
+    // The leaf itself is good for 30 days.
+    let leaf = intermediate.leaf().common_name("long-leaf").build();
+    let (_, intermediate_end) = mtls_core::identity::validity_of(leaf.chain()[1].as_ref()).unwrap();
+    let mut tls = TestClient::new(&pki.ca)
+        .with_cert(&leaf)
+        .connect(server.addr)
+        .await
+        .unwrap();
+    assert!(keep_alive_get(&mut tls).await.contains("200 OK"));
+    let closed = closed_within(&mut tls, until(intermediate_end, Duration::from_secs(5))).await;
+    assert!(
+        closed.is_some(),
+        "still open 5 s after the intermediate expired"
+    );
+    assert!(SystemTime::now() >= intermediate_end);
+}
+
+#[tokio::test]
+async fn an_http2_stream_ends_and_no_new_request_is_served_after_the_leaf_expires() {
+    let pki = Pki::new();
+    let server = server(&pki).await;
+    let leaf = short_lived(&pki.ca, 3);
+    let mut config = (*TestClient::new(&pki.ca).with_cert(&leaf).config()).clone();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = TcpStream::connect(server.addr).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(
+            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap();
+    let (mut send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tls),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let get = |path: &str| {
+        http::Request::get(format!("https://localhost{path}"))
+            .body(Empty::<Bytes>::new())
+            .unwrap()
+    };
+    let res = send.send_request(get("/")).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let mut ticks = send.send_request(get("/ticks")).await.unwrap().into_body();
+    let end = leaf.identity().not_after();
+    // The stream goes on until the leaf's end, then ends within the second's grace.
+    let mut last_tick = None;
+    let ended = tokio::time::timeout(until(end, Duration::from_secs(4)), async {
+        while let Some(frame) = ticks.frame().await {
+            match frame {
+                Ok(_) => last_tick = Some(SystemTime::now()),
+                Err(_) => break,
+            }
+        }
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "the stream was still sending 4 s after the leaf expired"
+    );
+    let last_tick = last_tick.unwrap();
+    assert!(
+        last_tick <= end + Duration::from_millis(1500),
+        "ticks went on {:?} past the leaf's end",
+        last_tick.duration_since(end)
+    );
+    // The connection is gone: a request now is not served on it.
+    let after = send.send_request(get("/")).await;
+    assert!(
+        after.as_ref().map_or(true, |r| r.status() != 200),
+        "served after the leaf expired: {after:?}"
+    );
+}
+
+#[tokio::test]
+async fn on_plain_axum_serve_a_request_after_the_leaf_expires_is_401() {
+    // `axum::serve` gets no connection deadlines from us: the connection stays open, and the
+    // per-request date check is what refuses it.
+    let pki = Pki::new();
+    let l = listener(pki.config().build().unwrap(), |b| b).await;
+    let addr: SocketAddr = l.local_addr();
+    tokio::spawn(async move {
+        let _ = axum::serve(l, MtlsMakeService::new(app())).await;
+    });
+    let leaf = short_lived(&pki.ca, 3);
+    let mut tls = TestClient::new(&pki.ca)
+        .with_cert(&leaf)
+        .connect(addr)
+        .await
+        .unwrap();
+    assert!(keep_alive_get(&mut tls).await.contains("200 OK"));
+    tokio::time::sleep(until(
+        leaf.identity().not_after(),
+        Duration::from_millis(1200),
+    ))
+    .await;
+    tls.write_all(b"GET / HTTP/1.1\r\nhost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tls.read(&mut buf).await.unwrap();
+    let answer = String::from_utf8_lossy(&buf[..n]);
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+}
+
+/// A greeter whose `SayHello` names the caller, and whose `Repeat` streams for ever.
+struct Endless;
+
+type Replies = Pin<Box<dyn Stream<Item = Result<HelloReply, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Greeter for Endless {
+    async fn say_hello(
+        &self,
+        request: Request<HelloRequest>,
+    ) -> Result<Response<HelloReply>, Status> {
+        let cert = mtls_tower::grpc::client_cert(&request)?;
+        Ok(Response::new(HelloReply {
+            message: cert.subject().to_string(),
+        }))
+    }
+
+    async fn set_greeting(
+        &self,
+        _request: Request<SetGreetingRequest>,
+    ) -> Result<Response<SetGreetingReply>, Status> {
+        Err(Status::unimplemented("not here"))
+    }
+}
+
+#[tonic::async_trait]
+impl Streams for Endless {
+    type RepeatStream = Replies;
+
+    async fn repeat(&self, _request: Request<HelloRequest>) -> Result<Response<Replies>, Status> {
+        let replies = Ticks::new().map(|_| {
+            Ok(HelloReply {
+                message: "tick".into(),
+            })
+        });
+        Ok(Response::new(Box::pin(replies)))
+    }
+
+    async fn collect(
+        &self,
+        _request: Request<Streaming<HelloRequest>>,
+    ) -> Result<Response<HelloReply>, Status> {
+        Err(Status::unimplemented("not here"))
+    }
+
+    type ChatStream = Replies;
+
+    async fn chat(
+        &self,
+        _request: Request<Streaming<HelloRequest>>,
+    ) -> Result<Response<Replies>, Status> {
+        Err(Status::unimplemented("not here"))
+    }
+}
+
+#[tokio::test]
+async fn a_grpc_server_stream_ends_and_calls_fail_after_the_leaf_expires() {
+    let pki = Pki::new();
+    let routes = Routes::new(GreeterServer::new(Endless)).add_service(StreamsServer::new(Endless));
+    let server = Server::start(
+        pki.config().build().unwrap(),
+        RequireClientCertLayer::any_verified().grpc().layer(routes),
+    )
+    .await;
+    let leaf = short_lived(&pki.ca, 3);
+    let channel = grpc_channel(server.addr, pki.ca.cert_pem(), Some(&leaf)).unwrap();
+    let mut greeter = GreeterClient::new(channel.clone());
+    let hello = || HelloRequest { name: "x".into() };
+    greeter.say_hello(hello()).await.unwrap();
+    let mut stream = StreamsClient::new(channel)
+        .repeat(hello())
+        .await
+        .unwrap()
+        .into_inner();
+    let end = leaf.identity().not_after();
+    let mut last = None;
+    let ended = tokio::time::timeout(until(end, Duration::from_secs(4)), async {
+        while let Ok(Some(_)) = stream.message().await {
+            last = Some(SystemTime::now());
+        }
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "the gRPC stream was still sending 4 s after the leaf expired"
+    );
+    assert!(last.unwrap() <= end + Duration::from_millis(1500));
+    // A unary call now: the channel's connection is gone, and a new one is refused at the
+    // handshake (the leaf is expired).
+    let after = greeter.say_hello(hello()).await;
+    assert!(after.is_err(), "served after the leaf expired: {after:?}");
+}
