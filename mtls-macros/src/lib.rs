@@ -36,7 +36,8 @@
 //! - `any(..)`, `all(..)`, `not(..)`: combinators (items inside `not` are ANDed first);
 //! - top-level items are ANDed; `#[require_cert]` alone admits any verified certificate;
 //! - `policy = path::to::f`: a `fn() -> Policy` from your code, ANDed with the rest;
-//! - `deny = "not_found"`: answer denials with 404 instead of 403; `shadow`: log, do not enforce.
+//! - `deny = "not_found"`: answer every rejection (a denial, no certificate) with axum's own 404
+//!   for a missing route; `shadow`: log, do not enforce.
 //!
 //! Every literal is checked at compile time by the parser the runtime uses; a mistake is a
 //! compile error pointing at the literal. Unknown and duplicate keys, and empty `any()` / `all()`
@@ -46,10 +47,17 @@
 //! One extractor parameter is put first in the signature; the rest of the function (parameters,
 //! return type, generics, attributes, docs, visibility) is emitted unchanged. The extractor reads
 //! the request's `ClientCert`, the one the server put there from the TLS handshake, and answers
-//! 401 without one and 403 (or 404) when the policy denies, with the same bodies, rejection
-//! extension and log event as `RequireClientCertLayer`. The policy is built once, on first use.
-//! A route's attribute adds to any router-wide layer and cannot weaken it. Place it above
-//! `#[debug_handler]`.
+//! 401 without one (or with one past its validity) and 403 when the policy denies (404 for both
+//! with `deny = "not_found"`), with the same bodies, rejection extension and log event as
+//! `RequireClientCertLayer`. The policy is built once, on first use. A route's attribute adds to
+//! any router-wide layer and cannot weaken it. Place it above `#[debug_handler]`.
+//!
+//! The extractor comes first, so the decision is made on the request head: a body extractor
+//! (`Bytes`, `Json`, ...) after it never runs for a rejected caller, and nothing of the body is
+//! read. `deny = "not_found"` hides the methods the handler serves; a method the route does
+//! not serve never reaches the handler and gets axum's 405. To hide a route for every method,
+//! wrap its `MethodRouter` in `RequireClientCertLayer::deny_as_not_found` and `route_service`
+//! (see that method's docs).
 //!
 //! # On tonic service methods
 //! A method taking `&self` is guarded as a tonic service method: `async fn m(&self, request:

@@ -80,7 +80,9 @@ impl Enforcement {
         path: &str,
     ) -> Option<CertRejection> {
         let rejection = match crate::cert::current(cert) {
-            // No certificate, or one past its validity: 401.
+            // No certificate, or one past its validity: 401; in not-found mode 404, since a
+            // route that answers 401 where a missing one answers 404 is not hidden.
+            Err(rejection) if self.not_found => rejection.with_status(StatusCode::NOT_FOUND),
             Err(rejection) => rejection,
             Ok(cert) => {
                 let policy = self.policy.as_ref()?;
@@ -143,8 +145,33 @@ impl<R> RequireClientCertLayer<R> {
         self
     }
 
-    /// Answers policy denials with 404 instead of 403, so that a client cannot tell a protected
-    /// route from a missing one. Requests without a certificate still get 401.
+    /// Answers every rejection with 404 instead of 401 or 403 (policy denials, and requests
+    /// without a current certificate on a `client_auth_optional()` server), so that a client
+    /// the layer turns away cannot tell a protected route from a missing one.
+    ///
+    /// The default 404 is axum's own for a route that does not exist: an empty body, nothing
+    /// else (gRPC, with [`grpc`](Self::grpc): `UNIMPLEMENTED` as tonic answers for an unknown
+    /// service). If your router has a fallback of its own, answer the same with
+    /// [`with_rejection_response`](Self::with_rejection_response).
+    ///
+    /// Where the layer sits decides what is hidden. To hide a route for every method, wrap its
+    /// whole `MethodRouter` and give it to `route_service`: the layer then answers before axum's
+    /// method routing, so a method the route does not serve gets the same 404 instead of a 405
+    /// that would give the route away. (`MethodRouter::layer` is not enough: axum adds an
+    /// `allow` header to the answer for a method it does not serve.) `route_layer(..)` and
+    /// `#[require_cert(deny = "not_found")]` hide only the methods the route serves.
+    ///
+    /// ```
+    /// use axum::{routing::get, Router};
+    /// use mtls_tower::{Policy, RequireClientCertLayer};
+    /// use tower_layer::Layer;
+    ///
+    /// let hidden = RequireClientCertLayer::new(Policy::san_dns("*.ops.internal")?).deny_as_not_found();
+    /// let app: Router = Router::new()
+    ///     .route("/", get(|| async { "public" }))
+    ///     .route_service("/admin", hidden.layer(get(|| async { "admin" })));
+    /// # Ok::<(), mtls_tower::PolicyError>(())
+    /// ```
     pub fn deny_as_not_found(self) -> Self {
         self.map_config(|c| c.not_found = true)
     }

@@ -52,12 +52,16 @@ impl CertRejection {
         CertRejection { kind, status }
     }
 
+    pub(crate) fn with_status(self, status: StatusCode) -> CertRejection {
+        CertRejection { status, ..self }
+    }
+
     /// What went wrong.
     pub fn kind(&self) -> &RejectionKind {
         &self.kind
     }
 
-    /// The status the layer answers with: 401 without a certificate, 403 on a denial (404 in
+    /// The status the layer answers with: 401 without a certificate, 403 on a denial (404 for both in
     /// not-found mode).
     pub fn status(&self) -> StatusCode {
         self.status
@@ -115,13 +119,17 @@ where
 
 /// The default rejection responses: the status and a short fixed body that says nothing about the
 /// policy or the certificate, as plain text or as `application/problem+json` (RFC 9457).
+///
+/// A 404 (not-found mode) is the exception in both styles: an empty body and no headers, exactly
+/// what axum answers for a route that does not exist, so that a hidden route cannot be told from
+/// a missing one by its body.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DefaultRejection {
     problem_json: bool,
 }
 
 impl DefaultRejection {
-    /// Plain-text bodies (`client certificate required`, `forbidden`, `not found`).
+    /// Plain-text bodies (`client certificate required`, `forbidden`; a 404 is empty).
     pub const fn text() -> DefaultRejection {
         DefaultRejection {
             problem_json: false,
@@ -140,16 +148,12 @@ impl DefaultRejection {
                 StatusCode::UNAUTHORIZED => {
                     r#"{"type":"about:blank","title":"Client certificate required","status":401}"#
                 }
-                StatusCode::NOT_FOUND => {
-                    r#"{"type":"about:blank","title":"Not Found","status":404}"#
-                }
                 _ => r#"{"type":"about:blank","title":"Forbidden","status":403}"#,
             };
             (body, "application/problem+json")
         } else {
             let body = match status {
                 StatusCode::UNAUTHORIZED => "client certificate required\n",
-                StatusCode::NOT_FOUND => "not found\n",
                 _ => "forbidden\n",
             };
             (body, "text/plain; charset=utf-8")
@@ -157,10 +161,55 @@ impl DefaultRejection {
     }
 }
 
-impl<B: From<&'static str>> RejectionResponse<B> for DefaultRejection {
+impl<B: From<&'static str> + 'static> RejectionResponse<B> for DefaultRejection {
     fn response(&self, rejection: &CertRejection) -> Response<B> {
+        if rejection.status() == StatusCode::NOT_FOUND {
+            // As axum's fallback for a missing route: the status, an empty body, no headers.
+            let mut res = Response::new(not_found_body());
+            *res.status_mut() = StatusCode::NOT_FOUND;
+            return res;
+        }
         let (body, content_type) = self.body(rejection.status());
         fixed_response(rejection.status(), body, content_type)
+    }
+}
+
+/// The body of a not-found rejection: empty, and, for an axum body, of no stated length.
+///
+/// Security: a hidden route must not be told from a missing one. axum's fallback for a missing
+/// route answers `HEAD` without a `content-length`, while a response that leaves a route carries
+/// the length its body states (axum sets it, then drops the body for `HEAD`). An empty body of
+/// unknown length gets no `content-length` from axum, and `GET` still gets hyper's
+/// `content-length: 0`, as the fallback does; `tests/tests/hidden.rs` compares the bytes.
+fn not_found_body<B: From<&'static str> + 'static>() -> B {
+    #[cfg(feature = "axum")]
+    {
+        let body: Box<dyn std::any::Any> = Box::new(axum::body::Body::new(EmptyOfUnknownLength));
+        if let Ok(body) = body.downcast::<B>() {
+            return *body;
+        }
+    }
+    B::from("")
+}
+
+/// An empty body whose size hint says nothing (see [`not_found_body`]).
+#[cfg(feature = "axum")]
+struct EmptyOfUnknownLength;
+
+#[cfg(feature = "axum")]
+impl http_body::Body for EmptyOfUnknownLength {
+    type Data = axum::body::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::task::Poll::Ready(None)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        true
     }
 }
 

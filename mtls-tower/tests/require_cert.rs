@@ -254,10 +254,7 @@ async fn list_value_and_not_found_mode() {
         Some(ca().leaf().common_name("eve").build().identity()),
     )
     .await;
-    assert_eq!(
-        (status, body.as_str()),
-        (StatusCode::NOT_FOUND, "not found\n")
-    );
+    assert_eq!((status, body.as_str()), (StatusCode::NOT_FOUND, ""));
 }
 
 #[tokio::test]

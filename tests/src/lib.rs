@@ -185,3 +185,108 @@ pub fn rss_kib() -> Option<u64> {
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
 }
+
+/// A TLS connection to `addr` with `client`'s settings but ALPN `h2`, handshake done.
+pub async fn h2_tls(
+    client: &mtls_tower::testing::TestClient,
+    addr: SocketAddr,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let mut config = (*client.config()).clone();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(
+            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap()
+}
+
+/// An HTTP/2 client connection (hyper over rustls, ALPN `h2`) to `addr` with `client`'s settings,
+/// its driver spawned; the join handle ends with the connection.
+pub async fn h2_client<B>(
+    client: &mtls_tower::testing::TestClient,
+    addr: SocketAddr,
+) -> (hyper::client::conn::http2::SendRequest<B>, JoinHandle<()>)
+where
+    B: http_body::Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    let tls = h2_tls(client, addr).await;
+    let (send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tls),
+    )
+    .await
+    .unwrap();
+    let driver = tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    (send, driver)
+}
+
+/// A request body of `left` bytes that then never ends: the upload of a peer that stops.
+#[derive(Debug)]
+pub struct NeverFinished {
+    /// Bytes still to send before going quiet.
+    pub left: usize,
+}
+
+static CHUNK: [u8; 16 * 1024] = [7u8; 16 * 1024];
+
+impl http_body::Body for NeverFinished {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        if self.left == 0 {
+            return std::task::Poll::Pending;
+        }
+        let n = self.left.min(CHUNK.len());
+        self.left -= n;
+        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(bytes::Bytes::from_static(
+            &CHUNK[..n],
+        )))))
+    }
+}
+
+/// A gRPC message header announcing `len` bytes, then `sent` of them, then nothing more: an
+/// unfinished gRPC message. (All `7`s: not a valid protobuf, which tonic finds out only once the
+/// message is complete.)
+#[derive(Debug)]
+pub struct GrpcPrefixed {
+    header: Option<bytes::Bytes>,
+    rest: NeverFinished,
+}
+
+impl GrpcPrefixed {
+    /// The header for `len` bytes, then `sent` bytes of the message.
+    pub fn new(len: u32, sent: usize) -> GrpcPrefixed {
+        let mut header = vec![0u8];
+        header.extend_from_slice(&len.to_be_bytes());
+        GrpcPrefixed {
+            header: Some(bytes::Bytes::from(header)),
+            rest: NeverFinished { left: sent },
+        }
+    }
+}
+
+impl http_body::Body for GrpcPrefixed {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        if let Some(h) = self.header.take() {
+            return std::task::Poll::Ready(Some(Ok(http_body::Frame::data(h))));
+        }
+        std::pin::Pin::new(&mut self.rest).poll_frame(cx)
+    }
+}

@@ -9,7 +9,6 @@
 use std::future::Future as _;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -222,23 +221,8 @@ async fn an_http2_stream_ends_and_no_new_request_is_served_after_the_leaf_expire
     let pki = Pki::new();
     let server = server(&pki).await;
     let leaf = short_lived(&pki.ca, 3);
-    let mut config = (*TestClient::new(&pki.ca).with_cert(&leaf).config()).clone();
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    let tcp = TcpStream::connect(server.addr).await.unwrap();
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(
-            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
-            tcp,
-        )
-        .await
-        .unwrap();
-    let (mut send, conn) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(tls),
-    )
-    .await
-    .unwrap();
-    tokio::spawn(conn);
+    let client = TestClient::new(&pki.ca).with_cert(&leaf);
+    let (mut send, _driver) = mtls_tests::h2_client::<Empty<Bytes>>(&client, server.addr).await;
     let get = |path: &str| {
         http::Request::get(format!("https://localhost{path}"))
             .body(Empty::<Bytes>::new())

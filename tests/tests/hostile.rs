@@ -6,8 +6,6 @@
 
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::extract::DefaultBodyLimit;
@@ -15,7 +13,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use bytes::Bytes;
 use http_body_util::BodyExt;
-use mtls_tests::{listener, Pki, Server};
+use mtls_tests::{listener, GrpcPrefixed, NeverFinished, Pki, Server};
 use mtls_tower::testing::TestClient;
 use mtls_tower::MtlsListenerBuilder;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -79,22 +77,7 @@ async fn closed_within<S: tokio::io::AsyncRead + Unpin>(
         .map(|()| started.elapsed())
 }
 
-/// A TLS connection speaking HTTP/2 (ALPN `h2`), handshake done.
-async fn h2_tls(pki: &Pki, addr: SocketAddr) -> tokio_rustls::client::TlsStream<TcpStream> {
-    let mut config = (*client(pki).config()).clone();
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    let tcp = TcpStream::connect(addr).await.unwrap();
-    tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(
-            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
-            tcp,
-        )
-        .await
-        .unwrap()
-}
-
-/// An HTTP/2 client connection (hyper), its driver spawned; the join handle ends with the
-/// connection.
+/// An HTTP/2 client connection with the good client's certificate.
 async fn h2_client<B>(
     pki: &Pki,
     addr: SocketAddr,
@@ -107,17 +90,7 @@ where
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let tls = h2_tls(pki, addr).await;
-    let (send, conn) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(tls),
-    )
-    .await
-    .unwrap();
-    let driver = tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    (send, driver)
+    mtls_tests::h2_client(&client(pki), addr).await
 }
 
 /// An HTTP/1.1 keep-alive request on an open TLS connection; returns the status line's code.
@@ -301,7 +274,7 @@ async fn an_http2_connection_that_sends_only_its_preface_is_closed() {
             .idle_timeout(Duration::from_secs(60))
     })
     .await;
-    let mut tls = h2_tls(&pki, server.addr).await;
+    let mut tls = mtls_tests::h2_tls(&client(&pki), server.addr).await;
     // The connection preface and an empty SETTINGS frame, then nothing.
     tls.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
         .await
@@ -469,32 +442,6 @@ async fn the_per_address_cap_closes_connections_past_it() {
 
 // ---- memory ----
 
-/// A request body that sends `total` bytes in 16 KiB chunks and then never ends.
-struct NeverFinished {
-    left: usize,
-}
-
-static CHUNK: [u8; 16 * 1024] = [7u8; 16 * 1024];
-
-impl http_body::Body for NeverFinished {
-    type Data = Bytes;
-    type Error = std::convert::Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
-        if self.left == 0 {
-            return Poll::Pending;
-        }
-        let n = self.left.min(CHUNK.len());
-        self.left -= n;
-        Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::from_static(
-            &CHUNK[..n],
-        )))))
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_greedy_http2_client_is_held_to_the_buffered_bytes_budget() {
     let pki = Pki::new();
@@ -625,12 +572,7 @@ async fn tonic_unary_calls_with_unfinished_4_mib_messages_are_held_to_the_budget
             let request = http::Request::post("https://localhost/greeter.Greeter/SayHello")
                 .header("content-type", "application/grpc")
                 .header("te", "trailers")
-                .body(GrpcPrefixed {
-                    header: Some(grpc_header(4 << 20)),
-                    rest: NeverFinished {
-                        left: (4 << 20) - 1,
-                    },
-                })
+                .body(GrpcPrefixed::new(4 << 20, (4 << 20) - 1))
                 .unwrap();
             calls.push(tokio::spawn(async move {
                 send.ready().await.unwrap();
@@ -646,33 +588,6 @@ async fn tonic_unary_calls_with_unfinished_4_mib_messages_are_held_to_the_budget
     );
     for c in calls {
         c.abort();
-    }
-}
-
-fn grpc_header(len: u32) -> Bytes {
-    let mut h = vec![0u8];
-    h.extend_from_slice(&len.to_be_bytes());
-    Bytes::from(h)
-}
-
-/// A gRPC message header, then a [`NeverFinished`] body.
-struct GrpcPrefixed {
-    header: Option<Bytes>,
-    rest: NeverFinished,
-}
-
-impl http_body::Body for GrpcPrefixed {
-    type Data = Bytes;
-    type Error = std::convert::Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
-        if let Some(h) = self.header.take() {
-            return Poll::Ready(Some(Ok(http_body::Frame::data(h))));
-        }
-        Pin::new(&mut self.rest).poll_frame(cx)
     }
 }
 
@@ -768,10 +683,7 @@ async fn a_grpc_message_that_stops_half_way_fails_at_the_body_timeout() {
     let request = http::Request::post("https://localhost/greeter.Streams/Collect")
         .header("content-type", "application/grpc")
         .header("te", "trailers")
-        .body(GrpcPrefixed {
-            header: Some(grpc_header(1000)),
-            rest: NeverFinished { left: 10 },
-        })
+        .body(GrpcPrefixed::new(1000, 10))
         .unwrap();
     let started = Instant::now();
     let response = tokio::time::timeout(Duration::from_secs(10), send.send_request(request))

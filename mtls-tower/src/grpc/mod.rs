@@ -97,6 +97,20 @@
 //! `Err(Status::unauthenticated(..))`, a denial `Err(Status::permission_denied(..))`. Streaming
 //! methods too (`Request<Streaming<T>>`, a stream response): the check runs before the first
 //! message is read or sent.
+//!
+//! **What a method's check costs a rejected caller.** For unary and server-streaming methods,
+//! tonic's generated code reads and decodes the whole request message (up to its decoding
+//! limit, 4 MiB by default) before the method, and so its check, runs. A caller the method's
+//! policy denies, or, on a `client_auth_optional()` server whose only checks are method
+//! attributes, a caller with no certificate at all, can make the server hold that much per
+//! message before it is turned away. Under [`serve`](crate::serve) the listener's body budgets
+//! bound it (4 MiB per connection and 64 MiB in all by default, see [`limits`](crate::limits)):
+//! 100 streams of never-finished 4 MiB messages on one connection grow the server by about
+//! 8 MiB, not the 800 MB they took without budgets (`tests/tests/before_body.rs`); but such
+//! callers can still use up the listener's budget and delay admitted uploads. To decide on the
+//! request head instead, before anything is decoded, put a
+//! [`RequireClientCertLayer`] with the service's policy around the routes (with `.grpc()`),
+//! and keep the method attributes for the finer, per-method rules.
 //! `deny = "not_found"` is refused on methods: tonic decodes the request before the method runs,
 //! so a method cannot pass for a missing one; the layer's
 //! [`deny_as_not_found`](RequireClientCertLayer::deny_as_not_found), which runs before routing,
@@ -159,7 +173,7 @@ use crate::rejection::{CertRejection, RejectionResponse};
 /// |-----------------------------------|---------------------------------------------|
 /// | no verified client certificate    | `UNAUTHENTICATED` (16)                      |
 /// | policy denial                     | `PERMISSION_DENIED` (7)                     |
-/// | policy denial, `deny_as_not_found`| `UNIMPLEMENTED` (12), as for an unknown method |
+/// | any rejection, `deny_as_not_found`| `UNIMPLEMENTED` (12), exactly as tonic answers for an unknown service |
 ///
 /// Messages are fixed and say nothing about the policy. Use it with
 /// [`RequireClientCertLayer::grpc`], around gRPC routes only (see the [module docs](self)).
@@ -183,7 +197,17 @@ impl GrpcRejection {
 
 impl<B: Default> RejectionResponse<B> for GrpcRejection {
     fn response(&self, rejection: &CertRejection) -> Response<B> {
-        GrpcRejection::status(rejection).into_http()
+        let mut response = GrpcRejection::status(rejection).into_http();
+        if rejection.status() == StatusCode::NOT_FOUND {
+            // Security: byte for byte what tonic's `Routes` answers for a service it does not
+            // have (its fallback's response leaves an axum route, which adds the length), so
+            // that a hidden service cannot be told from a missing one; tests/tests/hidden.rs.
+            response.headers_mut().insert(
+                http::header::CONTENT_LENGTH,
+                http::HeaderValue::from_static("0"),
+            );
+        }
+        response
     }
 }
 
@@ -325,9 +349,9 @@ mod tests {
         .await;
         assert_eq!(res.headers()["grpc-status"], "12");
         assert!(res.headers().get("grpc-message").is_none());
-        // Without a certificate it is still UNAUTHENTICATED, as 401 stays 401 over HTTP.
+        // Without a certificate too: UNAUTHENTICATED would give the method away.
         let res = call(billing_only().deny_as_not_found(), None).await;
-        assert_eq!(res.headers()["grpc-status"], "16");
+        assert_eq!(res.headers()["grpc-status"], "12");
     }
 
     #[tokio::test]

@@ -1,0 +1,209 @@
+//! A hidden route looks like a missing one, compared byte for byte on the wire over real TLS: a
+//! caller that `deny_as_not_found` turns away (denied by the policy, or with no certificate on a
+//! `client_auth_optional()` server) gets, for every method and with or without a trailing slash,
+//! exactly what the router answers for a path that does not exist; on gRPC, exactly what tonic
+//! answers for a service that does not exist (status, headers in order, body, trailers).
+
+#![allow(clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+
+use axum::routing::get;
+use axum::Router;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use mtls_examples::greeter::{
+    Greeter, GreeterServer, HelloReply, HelloRequest, SetGreetingReply, SetGreetingRequest,
+};
+use mtls_tests::{Pki, Server};
+use mtls_tower::testing::{TestCert, TestClient};
+use mtls_tower::{require_cert, Policy, RequireClientCertLayer};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tonic::service::Routes;
+use tonic::{Request, Response, Status};
+use tower::Layer;
+
+fn billing() -> Policy {
+    Policy::san_dns("*.billing.internal").unwrap()
+}
+
+#[require_cert(san = "*.billing.internal", deny = "not_found")]
+async fn by_attribute() -> &'static str {
+    "billing by attribute"
+}
+
+fn app() -> Router {
+    Router::new()
+        // The layer around the route's whole `MethodRouter`, as a service: it answers before
+        // axum's method routing, so methods the route does not serve get the same 404 (with
+        // `MethodRouter::layer` axum would add an `allow` header to it).
+        .route_service(
+            "/billing",
+            RequireClientCertLayer::new(billing())
+                .deny_as_not_found()
+                .layer(get(|| async { "billing" })),
+        )
+        .route("/attribute", get(by_attribute))
+        .route("/open", get(|| async { "open" }))
+}
+
+/// The callers: turned away by the policy, with no certificate, and admitted.
+struct Callers {
+    denied: TestClient,
+    anonymous: TestClient,
+    allowed: TestClient,
+}
+
+fn callers(pki: &Pki) -> Callers {
+    let leaf = |dns: &str| -> TestCert { pki.ca.leaf().dns(dns).build() };
+    Callers {
+        denied: TestClient::new(&pki.ca).with_cert(&leaf("www.web.internal")),
+        anonymous: TestClient::new(&pki.ca),
+        allowed: TestClient::new(&pki.ca).with_cert(&leaf("api.billing.internal")),
+    }
+}
+
+async fn optional_auth_server(pki: &Pki, app: Router) -> Server {
+    Server::start(pki.config().client_auth_optional().build().unwrap(), app).await
+}
+
+/// The whole HTTP/1.1 response to `method path`, as bytes on the wire, without its `date`.
+async fn raw(client: &TestClient, addr: SocketAddr, method: &str, path: &str) -> String {
+    let mut tls = client.connect(addr).await.unwrap();
+    tls.write_all(
+        format!("{method} {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\ncontent-length: 0\r\n\r\n")
+            .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut response = Vec::new();
+    tls.read_to_end(&mut response).await.unwrap();
+    String::from_utf8_lossy(&response)
+        .split("\r\n")
+        .filter(|line| !line.to_ascii_lowercase().starts_with("date:"))
+        .collect::<Vec<_>>()
+        .join("\r\n")
+}
+
+const METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"];
+
+#[tokio::test]
+async fn a_route_hidden_by_the_layer_answers_every_method_as_a_missing_route() {
+    let pki = Pki::new();
+    let server = optional_auth_server(&pki, app()).await;
+    let c = callers(&pki);
+    for (who, client) in [("denied", &c.denied), ("anonymous", &c.anonymous)] {
+        for method in METHODS {
+            for (hidden, missing) in [("/billing", "/missing"), ("/billing/", "/missing/")] {
+                let got = raw(client, server.addr, method, hidden).await;
+                let want = raw(client, server.addr, method, missing).await;
+                assert_eq!(got, want, "{who} {method} {hidden}");
+                assert!(got.starts_with("HTTP/1.1 404"), "{got}");
+            }
+        }
+    }
+    // The route is real: the admitted caller gets it, and a 405 for a method it does not serve.
+    let got = raw(&c.allowed, server.addr, "GET", "/billing").await;
+    assert!(
+        got.starts_with("HTTP/1.1 200") && got.ends_with("billing"),
+        "{got}"
+    );
+    let got = raw(&c.allowed, server.addr, "POST", "/billing").await;
+    assert!(got.starts_with("HTTP/1.1 405"), "{got}");
+}
+
+#[tokio::test]
+async fn a_handler_hidden_by_the_attribute_answers_its_own_methods_as_a_missing_route() {
+    // The attribute guards the handler, so it hides the methods the handler serves (GET, and
+    // HEAD, which axum routes to GET); other methods never reach it (see the layer test).
+    let pki = Pki::new();
+    let server = optional_auth_server(&pki, app()).await;
+    let c = callers(&pki);
+    for (who, client) in [("denied", &c.denied), ("anonymous", &c.anonymous)] {
+        for method in ["GET", "HEAD"] {
+            let got = raw(client, server.addr, method, "/attribute").await;
+            let want = raw(client, server.addr, method, "/missing").await;
+            assert_eq!(got, want, "{who} {method}");
+        }
+    }
+    let got = raw(&c.allowed, server.addr, "GET", "/attribute").await;
+    assert!(got.ends_with("billing by attribute"), "{got}");
+}
+
+struct Hello;
+
+#[tonic::async_trait]
+impl Greeter for Hello {
+    async fn say_hello(
+        &self,
+        _request: Request<HelloRequest>,
+    ) -> Result<Response<HelloReply>, Status> {
+        Ok(Response::new(HelloReply {
+            message: "hello".into(),
+        }))
+    }
+
+    async fn set_greeting(
+        &self,
+        _request: Request<SetGreetingRequest>,
+    ) -> Result<Response<SetGreetingReply>, Status> {
+        Ok(Response::new(SetGreetingReply {
+            previous: "hello".into(),
+        }))
+    }
+}
+
+/// A gRPC call over HTTP/2 with an empty message, and everything the server answered: status,
+/// headers in their order (without `date`), body bytes and trailers.
+async fn grpc_raw(client: &TestClient, addr: SocketAddr, path: &str) -> String {
+    let (mut send, _driver) = mtls_tests::h2_client::<Full<Bytes>>(client, addr).await;
+    let request = http::Request::post(format!("https://localhost{path}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(Full::new(Bytes::from_static(&[0, 0, 0, 0, 0])))
+        .unwrap();
+    let response = send.send_request(request).await.unwrap();
+    let mut out = format!("{}\n", response.status());
+    for (name, value) in response.headers() {
+        if name != "date" {
+            out += &format!("{name}: {}\n", value.to_str().unwrap());
+        }
+    }
+    let collected = response.into_body().collect().await.unwrap();
+    let trailers = collected.trailers().cloned();
+    out += &format!("body {:?}\n", collected.to_bytes());
+    if let Some(trailers) = trailers {
+        for (name, value) in &trailers {
+            out += &format!("trailer {name}: {}\n", value.to_str().unwrap());
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_grpc_service_hidden_by_the_layer_answers_as_a_missing_service() {
+    let pki = Pki::new();
+    let routes = Routes::new(GreeterServer::new(Hello));
+    let hidden = RequireClientCertLayer::new(billing())
+        .grpc()
+        .deny_as_not_found()
+        .layer(routes.clone());
+    let guarded = Server::start(pki.config().client_auth_optional().build().unwrap(), hidden).await;
+    // What tonic itself answers for a service it does not have.
+    let plain = Server::start(pki.config().client_auth_optional().build().unwrap(), routes).await;
+    let c = callers(&pki);
+    let missing = grpc_raw(&c.allowed, plain.addr, "/nope.Nope/Call").await;
+    assert!(missing.contains("grpc-status: 12"), "{missing}");
+    for (who, client) in [("denied", &c.denied), ("anonymous", &c.anonymous)] {
+        for path in [
+            "/greeter.Greeter/SayHello",
+            "/greeter.Greeter/Nope",
+            "/nope.Nope/Call",
+        ] {
+            let got = grpc_raw(client, guarded.addr, path).await;
+            assert_eq!(got, missing, "{who} {path}");
+        }
+    }
+    let allowed = grpc_raw(&c.allowed, guarded.addr, "/greeter.Greeter/SayHello").await;
+    assert!(allowed.contains("trailer grpc-status: 0"), "{allowed}");
+}
