@@ -135,7 +135,9 @@ async fn main() -> ExitCode {
     let greeter = MyGreeter {
         greeting: Mutex::new("hello".into()),
     };
-    let routes = Routes::new(GreeterServer::new(greeter));
+    // `guard_methods`: the methods' `#[require_cert]` policies decided on the request head,
+    // before tonic decodes a message for a caller they turn away.
+    let routes = Routes::new(mtls_tower::grpc::guard_methods(GreeterServer::new(greeter)));
     // Clients' `grpc-timeout` deadlines, and at most 30 s a call (tonic's own `Server` would
     // enforce the deadlines; `serve` leaves that to this layer).
     let routes = GrpcTimeoutLayer::new()

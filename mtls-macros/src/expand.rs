@@ -141,18 +141,35 @@ fn expand_grpc_method(args: &Args, mut func: ItemFn) -> syn::Result<TokenStream>
     // A request of the wrong type is reported on the parameter's type.
     let request_span = request_arg.ty.span();
     let span = func.sig.ident.span();
+    if let Some(path) = self_path(args.policy.as_ref()) {
+        return Err(err(
+            path.span(),
+            "`policy = Self::..` does not work on a tonic method: the policy is also registered \
+             outside the method (for `mtls_tower::grpc::guard_methods`), where `Self` is unknown; \
+             use a free function or a path through the type's name",
+        ));
+    }
     let check_call = quote_spanned! {request_span=>
         ::mtls_tower::__private::grpc::check(
-            CONFIG.get_or_init(|| ::mtls_tower::__private::GuardConfig::new(#config)),
+            __mtls_config(),
             &#request,
             ::core::concat!(::core::module_path!(), "::", #fn_name),
         )
     };
-    // In its own block, so that stacked attributes' statics do not collide.
+    // In its own block, so that stacked attributes' items do not collide. The policy is also
+    // registered, under this method's own path (`<Impl as Trait>::method::..`, the `type_name`
+    // of a function nested here), for `guard_methods` to decide before tonic decodes.
     let check = quote_spanned! {span=>
         {
             static CONFIG: ::std::sync::OnceLock<::mtls_tower::__private::GuardConfig> =
                 ::std::sync::OnceLock::new();
+            fn __mtls_config() -> &'static ::mtls_tower::__private::GuardConfig {
+                CONFIG.get_or_init(|| ::mtls_tower::__private::GuardConfig::new(#config))
+            }
+            fn __mtls_method() -> &'static str {
+                ::core::any::type_name_of_val(&__mtls_method)
+            }
+            ::mtls_tower::__register_grpc_guard!(__mtls_method, __mtls_config);
             #check_call
         }
     };
@@ -173,6 +190,20 @@ fn expand_grpc_method(args: &Args, mut func: ItemFn) -> syn::Result<TokenStream>
     };
     *func.block = block;
     Ok(quote!(#func))
+}
+
+/// The first `policy = Self::..` path in the attribute, if any.
+fn self_path(expr: Option<&Expr>) -> Option<&syn::Path> {
+    match expr? {
+        Expr::Path(path) => path
+            .segments
+            .first()
+            .is_some_and(|s| s.ident == "Self")
+            .then_some(path),
+        Expr::Any(items) | Expr::All(items) => items.iter().find_map(|e| self_path(Some(e))),
+        Expr::Not(inner) => self_path(Some(inner)),
+        Expr::Rule { .. } => None,
+    }
 }
 
 /// Whether the return type is a `Pin<..>`: the boxed future `#[async_trait]` leaves in place of

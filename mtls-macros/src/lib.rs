@@ -66,10 +66,13 @@
 //! `#[tonic::async_trait]` impl (as tonic-build generates the traits) or as a plain `async fn`.
 //! Same keys, same compile-time checks; the check runs first in the body and returns
 //! `Err(Status::unauthenticated(..))` without a certificate, `Err(Status::permission_denied(..))`
-//! on a denial. `deny = "not_found"` is a compile error there: tonic decodes the request before
-//! the method runs, so a method cannot pass for a missing one (the layer's `deny_as_not_found`
-//! can). Needs mtls-tower's `tonic` feature; without it the compile error says so. See
-//! `mtls_tower::grpc`.
+//! on a denial. The attribute also registers the method's policy (at link time, under
+//! `<Impl as Trait>::method`), so that `mtls_tower::grpc::guard_methods` around the generated
+//! server decides it on the request head, before tonic decodes the message; `policy =
+//! Self::..` is therefore an error there (name the type instead). `deny = "not_found"` is a
+//! compile error on methods: a method cannot pass for a missing one (the layer's
+//! `deny_as_not_found` can). Needs mtls-tower's `tonic` feature; without it the compile error
+//! says so. See `mtls_tower::grpc`.
 
 mod attr;
 mod expand;

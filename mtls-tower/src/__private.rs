@@ -21,6 +21,34 @@ impl GuardConfig {
     pub fn new(policy: Option<Policy>, not_found: bool, shadow: bool) -> GuardConfig {
         GuardConfig(Enforcement::new(policy, not_found, shadow))
     }
+
+    #[cfg(feature = "tonic")]
+    pub(crate) fn enforcement(&self) -> &Enforcement {
+        &self.0
+    }
+}
+
+/// Registers a guarded tonic method's policy for `grpc::guard_methods` (feature `tonic`):
+/// `$name` is a `fn() -> &'static str` naming the method (its own `type_name`, which is
+/// `<Impl as Trait>::method::..`), `$config` a `fn() -> &'static GuardConfig`.
+#[cfg(feature = "tonic")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __register_grpc_guard {
+    ($name:ident, $config:ident) => {
+        $crate::__private::grpc::inventory::submit! {
+            $crate::__private::grpc::MethodGuard::new($name, $config)
+        }
+    };
+}
+
+/// Without the `tonic` feature there is nothing to register with (the method's `check` carries
+/// the error that names the feature).
+#[cfg(not(feature = "tonic"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __register_grpc_guard {
+    ($name:ident, $config:ident) => {};
 }
 
 /// Implemented by the marker type generated beside each annotated handler.
@@ -101,6 +129,40 @@ pub mod grpc {
     use super::GuardConfig;
     use crate::cert::ClientCert;
     use crate::grpc::GrpcRejection;
+    pub use inventory;
+
+    /// One `#[require_cert]` on a tonic method, collected at link time (see
+    /// [`guard_methods`](crate::grpc::guard_methods)).
+    #[derive(Debug)]
+    pub struct MethodGuard {
+        name: fn() -> &'static str,
+        config: fn() -> &'static GuardConfig,
+    }
+
+    impl MethodGuard {
+        /// `name` returns the `type_name` of a function nested in the method:
+        /// `<path::Impl as path::Trait>::method::..`.
+        pub const fn new(
+            name: fn() -> &'static str,
+            config: fn() -> &'static GuardConfig,
+        ) -> MethodGuard {
+            MethodGuard { name, config }
+        }
+
+        pub(crate) fn name(&self) -> &'static str {
+            (self.name)()
+        }
+
+        pub(crate) fn config(&self) -> &'static GuardConfig {
+            (self.config)()
+        }
+    }
+
+    inventory::collect!(MethodGuard);
+
+    /// Put on a request by `guard_methods` once it has judged it against the method's policies.
+    #[derive(Debug, Clone, Copy)]
+    pub(crate) struct PreChecked;
 
     /// `Ok` lets the method run; `Err` is the status to return instead. `method` names the Rust
     /// method, for the log (tonic keeps no request path for handlers).
@@ -110,6 +172,17 @@ pub mod grpc {
         request: &tonic::Request<T>,
         method: &'static str,
     ) -> Result<(), Status> {
+        if request.extensions().get::<PreChecked>().is_none() {
+            // Once: the method's check worked, but only after tonic had decoded the request.
+            static ONCE: std::sync::Once = std::sync::Once::new();
+            ONCE.call_once(|| {
+                tracing::warn!(
+                    target: "mtls_tower::grpc",
+                    method,
+                    "a #[require_cert] tonic method was called without mtls_tower::grpc::guard_methods around its server: its check runs only after tonic has decoded the request"
+                );
+            });
+        }
         let cert = request.extensions().get::<ClientCert>();
         match config.0.judge(cert, "grpc", method) {
             None => Ok(()),

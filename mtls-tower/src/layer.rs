@@ -59,6 +59,12 @@ impl fmt::Debug for Enforcement {
 }
 
 impl Enforcement {
+    /// Report-only mode.
+    #[cfg(feature = "tonic")]
+    pub(crate) fn is_shadow(&self) -> bool {
+        self.shadow
+    }
+
     pub(crate) fn new(policy: Option<Policy>, not_found: bool, shadow: bool) -> Enforcement {
         Enforcement {
             policy,

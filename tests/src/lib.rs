@@ -290,3 +290,38 @@ impl http_body::Body for GrpcPrefixed {
         std::pin::Pin::new(&mut self.rest).poll_frame(cx)
     }
 }
+
+/// A gRPC call over HTTP/2 with an empty message, and everything the server answered: status,
+/// headers in their order (without `date`), body bytes and trailers.
+pub async fn grpc_exchange(
+    client: &mtls_tower::testing::TestClient,
+    addr: SocketAddr,
+    path: &str,
+) -> String {
+    let (mut send, _driver) = h2_client::<http_body_util::Full<bytes::Bytes>>(client, addr).await;
+    let request = http::Request::post(format!("https://localhost{path}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(http_body_util::Full::new(bytes::Bytes::from_static(&[
+            0, 0, 0, 0, 0,
+        ])))
+        .unwrap();
+    let response = send.send_request(request).await.unwrap();
+    let mut out = format!("{}\n", response.status());
+    for (name, value) in response.headers() {
+        if name != "date" {
+            out += &format!("{name}: {}\n", value.to_str().unwrap());
+        }
+    }
+    let collected = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .unwrap();
+    let trailers = collected.trailers().cloned();
+    out += &format!("body {:?}\n", collected.to_bytes());
+    if let Some(trailers) = trailers {
+        for (name, value) in &trailers {
+            out += &format!("trailer {name}: {}\n", value.to_str().unwrap());
+        }
+    }
+    out
+}

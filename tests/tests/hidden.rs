@@ -10,8 +10,6 @@ use std::net::SocketAddr;
 
 use axum::routing::get;
 use axum::Router;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
 use mtls_examples::greeter::{
     Greeter, GreeterServer, HelloReply, HelloRequest, SetGreetingReply, SetGreetingRequest,
 };
@@ -153,33 +151,6 @@ impl Greeter for Hello {
     }
 }
 
-/// A gRPC call over HTTP/2 with an empty message, and everything the server answered: status,
-/// headers in their order (without `date`), body bytes and trailers.
-async fn grpc_raw(client: &TestClient, addr: SocketAddr, path: &str) -> String {
-    let (mut send, _driver) = mtls_tests::h2_client::<Full<Bytes>>(client, addr).await;
-    let request = http::Request::post(format!("https://localhost{path}"))
-        .header("content-type", "application/grpc")
-        .header("te", "trailers")
-        .body(Full::new(Bytes::from_static(&[0, 0, 0, 0, 0])))
-        .unwrap();
-    let response = send.send_request(request).await.unwrap();
-    let mut out = format!("{}\n", response.status());
-    for (name, value) in response.headers() {
-        if name != "date" {
-            out += &format!("{name}: {}\n", value.to_str().unwrap());
-        }
-    }
-    let collected = response.into_body().collect().await.unwrap();
-    let trailers = collected.trailers().cloned();
-    out += &format!("body {:?}\n", collected.to_bytes());
-    if let Some(trailers) = trailers {
-        for (name, value) in &trailers {
-            out += &format!("trailer {name}: {}\n", value.to_str().unwrap());
-        }
-    }
-    out
-}
-
 #[tokio::test]
 async fn a_grpc_service_hidden_by_the_layer_answers_as_a_missing_service() {
     let pki = Pki::new();
@@ -192,7 +163,7 @@ async fn a_grpc_service_hidden_by_the_layer_answers_as_a_missing_service() {
     // What tonic itself answers for a service it does not have.
     let plain = Server::start(pki.config().client_auth_optional().build().unwrap(), routes).await;
     let c = callers(&pki);
-    let missing = grpc_raw(&c.allowed, plain.addr, "/nope.Nope/Call").await;
+    let missing = mtls_tests::grpc_exchange(&c.allowed, plain.addr, "/nope.Nope/Call").await;
     assert!(missing.contains("grpc-status: 12"), "{missing}");
     for (who, client) in [("denied", &c.denied), ("anonymous", &c.anonymous)] {
         for path in [
@@ -200,10 +171,11 @@ async fn a_grpc_service_hidden_by_the_layer_answers_as_a_missing_service() {
             "/greeter.Greeter/Nope",
             "/nope.Nope/Call",
         ] {
-            let got = grpc_raw(client, guarded.addr, path).await;
+            let got = mtls_tests::grpc_exchange(client, guarded.addr, path).await;
             assert_eq!(got, missing, "{who} {path}");
         }
     }
-    let allowed = grpc_raw(&c.allowed, guarded.addr, "/greeter.Greeter/SayHello").await;
+    let allowed =
+        mtls_tests::grpc_exchange(&c.allowed, guarded.addr, "/greeter.Greeter/SayHello").await;
     assert!(allowed.contains("trailer grpc-status: 0"), "{allowed}");
 }

@@ -98,19 +98,19 @@
 //! methods too (`Request<Streaming<T>>`, a stream response): the check runs before the first
 //! message is read or sent.
 //!
-//! **What a method's check costs a rejected caller.** For unary and server-streaming methods,
+//! **Decide before tonic decodes: [`guard_methods`].** For unary and server-streaming methods,
 //! tonic's generated code reads and decodes the whole request message (up to its decoding
-//! limit, 4 MiB by default) before the method, and so its check, runs. A caller the method's
-//! policy denies, or, on a `client_auth_optional()` server whose only checks are method
-//! attributes, a caller with no certificate at all, can make the server hold that much per
-//! message before it is turned away. Under [`serve`](crate::serve) the listener's body budgets
-//! bound it (4 MiB per connection and 64 MiB in all by default, see [`limits`](crate::limits)):
-//! 100 streams of never-finished 4 MiB messages on one connection grow the server by about
-//! 8 MiB, not the 800 MB they took without budgets (`tests/tests/before_body.rs`); but such
-//! callers can still use up the listener's budget and delay admitted uploads. To decide on the
-//! request head instead, before anything is decoded, put a
-//! [`RequireClientCertLayer`] with the service's policy around the routes (with `.grpc()`),
-//! and keep the method attributes for the finer, per-method rules.
+//! limit, 4 MiB by default) before the method, and so its check, runs. Wrap the generated server,
+//! `Routes::new(guard_methods(GreeterServer::new(MyGreeter)))`, and the methods' policies are
+//! decided on the request head instead: a caller they turn away (denied, or with no certificate
+//! on a `client_auth_optional()` server whose only checks are method attributes) costs its
+//! headers, whatever it sends. Without the wrapper the method's check still holds, and under
+//! [`serve`](crate::serve) the listener's body budgets bound what such a caller can make the
+//! server hold (4 MiB per connection, 64 MiB in all by default, see [`limits`](crate::limits)),
+//! but it can use up that budget and delay admitted uploads; the first such call logs a warning.
+//! `tests/tests/before_body.rs` measures both: 100 never-finished 4 MiB messages on one
+//! connection are each answered at once behind the wrapper, and grow the server by a few MiB
+//! without it (800 MB before the budgets).
 //! `deny = "not_found"` is refused on methods: tonic decodes the request before the method runs,
 //! so a method cannot pass for a missing one; the layer's
 //! [`deny_as_not_found`](RequireClientCertLayer::deny_as_not_found), which runs before routing,
@@ -159,7 +159,9 @@
 use http::{Response, StatusCode};
 use tonic::{Code, Status};
 
+mod methods;
 mod timeout;
+pub use methods::{guard_methods, GuardMethods};
 pub use timeout::{GrpcTimeout, GrpcTimeoutLayer, TimeoutFuture};
 
 use crate::cert::ClientCert;
