@@ -576,6 +576,35 @@ pub fn validity_of(der: &[u8]) -> Result<(SystemTime, SystemTime), IdentityError
     ))
 }
 
+/// A DER CRL's `nextUpdate` (`None` when it has none), the time until which its revocation
+/// statuses may be believed.
+///
+/// ```
+/// use mtls_core::identity::crl_next_update;
+/// use mtls_core::testing::TestCa;
+/// use std::time::{Duration, SystemTime};
+///
+/// let ca = TestCa::new("Test CA");
+/// let until = SystemTime::UNIX_EPOCH + Duration::from_secs(4_000_000_000);
+/// let crl = ca.crl_until(&[], until);
+/// assert_eq!(crl_next_update(crl.der())?, Some(until));
+/// # Ok::<(), mtls_core::IdentityError>(())
+/// ```
+pub fn crl_next_update(der: &[u8]) -> Result<Option<SystemTime>, IdentityError> {
+    use x509_parser::revocation_list::CertificateRevocationList;
+    let (_, crl) =
+        CertificateRevocationList::from_der(der).map_err(|e| IdentityError::Malformed {
+            reason: format!("CRL: {e}"),
+        })?;
+    crl.next_update()
+        .map(|t| {
+            to_system_time(t.timestamp()).ok_or_else(|| IdentityError::Malformed {
+                reason: "the CRL's nextUpdate is out of this platform's time range".into(),
+            })
+        })
+        .transpose()
+}
+
 fn parse_leaf(der: &[u8]) -> Result<ClientIdentity, IdentityError> {
     let (rest, cert) = X509Certificate::from_der(der).map_err(|e| IdentityError::Malformed {
         reason: e.to_string(),

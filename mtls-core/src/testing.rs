@@ -263,6 +263,15 @@ impl TestCa {
         )
     }
 
+    /// A CRL from this CA revoking `serials`, current from an hour ago until `next_update`.
+    pub fn crl_until(&self, serials: &[&SerialNumber], next_update: SystemTime) -> TestCrl {
+        self.crl_with_validity(
+            serials,
+            SystemTime::now() - Duration::from_secs(3600),
+            next_update,
+        )
+    }
+
     fn crl_with_validity(
         &self,
         serials: &[&SerialNumber],

@@ -217,6 +217,35 @@ async fn a_connection_is_closed_when_an_intermediate_expires_before_the_leaf() {
 }
 
 #[tokio::test]
+async fn a_connection_is_closed_when_the_crls_next_update_passes() {
+    // Past the CRL's nextUpdate a full handshake is refused (expired CRLs are, by default), so
+    // a connection admitted under it ends then: a revocation published later cannot be missed.
+    let pki = Pki::new();
+    let crl = pki
+        .ca
+        .crl_until(&[], SystemTime::now() + Duration::from_secs(3));
+    let next_update = mtls_core::identity::crl_next_update(crl.der().as_ref())
+        .unwrap()
+        .unwrap();
+    let config = pki.config().crls(vec![crl.der().clone()]).build().unwrap();
+    assert_eq!(config.revocation_valid_until(), Some(next_update));
+    let server = Server::start(config, app()).await;
+    let leaf = pki.ca.leaf().common_name("long-leaf").build();
+    let mut tls = TestClient::new(&pki.ca)
+        .with_cert(&leaf)
+        .connect(server.addr)
+        .await
+        .unwrap();
+    assert!(keep_alive_get(&mut tls).await.contains("200 OK"));
+    let closed = closed_within(&mut tls, until(next_update, Duration::from_secs(5))).await;
+    assert!(
+        closed.is_some(),
+        "still open 5 s after the CRL's nextUpdate"
+    );
+    assert!(SystemTime::now() >= next_update);
+}
+
+#[tokio::test]
 async fn an_http2_stream_ends_and_no_new_request_is_served_after_the_leaf_expires() {
     let pki = Pki::new();
     let server = server(&pki).await;

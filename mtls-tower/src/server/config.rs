@@ -34,6 +34,8 @@ use super::verifier::ClientAuthEkuVerifier;
 pub struct MtlsConfig {
     server_config: Arc<ServerConfig>,
     expiry: Option<CertExpiry>,
+    /// With CRLs that must be current: the earliest `nextUpdate`.
+    revocation_valid_until: Option<SystemTime>,
     /// [`MtlsConfigBuilder::expiry_warning`]: used at build, at each reload, and every six hours.
     expiry_warning: Duration,
 }
@@ -93,6 +95,16 @@ impl MtlsConfig {
         self.expiry.as_ref()
     }
 
+    /// With CRLs and without [`allow_expired_crls`](MtlsConfigBuilder::allow_expired_crls): the
+    /// earliest `nextUpdate` of the CRLs, after which a full handshake would be refused (an
+    /// expired CRL). Connections admitted under this configuration end then (`serve` closes
+    /// them, and a session resumed later is refused), so that a revocation published after it
+    /// cannot be missed by an old connection. A reload with fresh CRLs moves it for new
+    /// connections. `None` without CRLs, or with expired CRLs allowed.
+    pub fn revocation_valid_until(&self) -> Option<SystemTime> {
+        self.revocation_valid_until
+    }
+
     /// Logs a warning if the server certificate expires within this configuration's warning
     /// window (or has expired); nothing without expiry information.
     pub(crate) fn warn_if_expiring(&self) {
@@ -108,6 +120,7 @@ impl From<Arc<ServerConfig>> for MtlsConfig {
         MtlsConfig {
             server_config,
             expiry: None,
+            revocation_valid_until: None,
             expiry_warning: DEFAULT_EXPIRY_WARNING,
         }
     }
@@ -549,6 +562,24 @@ impl MtlsConfigBuilder {
             })?
             .not_after();
         let crls = self.load_crls()?;
+        let revocation_valid_until = if self.allow_expired_crls {
+            None
+        } else {
+            let mut earliest: Option<SystemTime> = None;
+            for crl in &crls {
+                let next = mtls_core::identity::crl_next_update(crl.as_ref()).map_err(|e| {
+                    ConfigError::Malformed {
+                        what: "CRL",
+                        source_name: "(nextUpdate)".into(),
+                        reason: e.to_string(),
+                    }
+                })?;
+                if let Some(next) = next {
+                    earliest = Some(earliest.map_or(next, |e| e.min(next)));
+                }
+            }
+            earliest
+        };
 
         let mut verifier = WebPkiClientVerifier::builder_with_provider(roots, provider.clone());
         if !crls.is_empty() {
@@ -592,6 +623,7 @@ impl MtlsConfigBuilder {
         let config = MtlsConfig {
             server_config: Arc::new(config),
             expiry: Some(expiry),
+            revocation_valid_until,
             expiry_warning: self.expiry_warning.unwrap_or(DEFAULT_EXPIRY_WARNING),
         };
         config.warn_if_expiring();

@@ -615,6 +615,8 @@ enum Handshake {
     Done(
         TlsStream<TcpStream>,
         Option<Pin<Box<dyn std::future::Future<Output = ()> + Send + Sync>>>,
+        // Until when the configuration's CRLs hold.
+        Option<SystemTime>,
     ),
     /// Failed with this error; the socket lingers before its close.
     Failed(io::Error, Option<TcpStream>),
@@ -653,7 +655,7 @@ async fn handshake(
     }
     // The configuration current when the ClientHello arrived: a reload affects the next
     // handshake. The reload signal is taken at the same moment, so none is missed in between.
-    let config = shared.cell.server_config();
+    let (config, revocation_valid_until) = shared.cell.server_config();
     let closer = shared.cell.closer();
     let accept = start_handshake.into_stream(config).into_fallible();
     tokio::select! {
@@ -662,7 +664,7 @@ async fn handshake(
         done = tokio::time::timeout_at(deadline, accept) => match done {
             Err(_) => Handshake::TimedOut("handshake"),
             Ok(Err((e, tcp))) => Handshake::Failed(e, Some(tcp)),
-            Ok(Ok(tls)) => Handshake::Done(tls, closer),
+            Ok(Ok(tls)) => Handshake::Done(tls, closer, revocation_valid_until),
         },
     }
 }
@@ -675,35 +677,36 @@ async fn connection(
     mut close: CloseSignal,
     shared: Shared,
 ) {
-    let (tls, closer) = match handshake(tcp, &mut slot, &mut close, &shared).await {
-        Handshake::Done(tls, closer) => (tls, closer),
-        Handshake::TimedOut(phase) => {
-            static LIMIT: Limiter = Limiter::new();
-            if let Some(suppressed) = LIMIT.admit() {
-                tracing::debug!(
-                    target: "mtls_tower::listener",
-                    suppressed,
-                    %peer,
-                    phase,
-                    "TLS handshake timed out"
-                );
-            }
-            return;
-        }
-        Handshake::Closed(reason) => {
-            log_closed(peer, reason, "closing an unfinished handshake");
-            return;
-        }
-        Handshake::Failed(e, tcp) => {
-            log_handshake_error(peer, &e);
-            if let Some(tcp) = tcp {
-                if slot.lingering() {
-                    lingering_close(tcp, &mut close).await;
+    let (tls, closer, revocation_valid_until) =
+        match handshake(tcp, &mut slot, &mut close, &shared).await {
+            Handshake::Done(tls, closer, revocation) => (tls, closer, revocation),
+            Handshake::TimedOut(phase) => {
+                static LIMIT: Limiter = Limiter::new();
+                if let Some(suppressed) = LIMIT.admit() {
+                    tracing::debug!(
+                        target: "mtls_tower::listener",
+                        suppressed,
+                        %peer,
+                        phase,
+                        "TLS handshake timed out"
+                    );
                 }
+                return;
             }
-            return;
-        }
-    };
+            Handshake::Closed(reason) => {
+                log_closed(peer, reason, "closing an unfinished handshake");
+                return;
+            }
+            Handshake::Failed(e, tcp) => {
+                log_handshake_error(peer, &e);
+                if let Some(tcp) = tcp {
+                    if slot.lingering() {
+                        lingering_close(tcp, &mut close).await;
+                    }
+                }
+                return;
+            }
+        };
     let client_cert = match tls.get_ref().1.peer_certificates() {
         Some(chain) if !chain.is_empty() => match ClientIdentity::from_der_chain(chain) {
             Ok(id) => Some(ClientCert::from_handshake(Arc::new(id))),
@@ -725,24 +728,28 @@ async fn connection(
         },
         _ => None,
     };
-    if let Some(cert) = &client_cert {
+    // The end of what the handshake vouched for: the chain's validity, and with CRLs that must
+    // be current, their `nextUpdate` (a revocation published after it would not be seen).
+    let vouched_until = client_cert.as_ref().map(|cert| {
+        revocation_valid_until.map_or(cert.valid_until(), |crls| crls.min(cert.valid_until()))
+    });
+    if let (Some(cert), Some(until)) = (&client_cert, vouched_until) {
         // Security: rustls verifies a chain only in a full handshake. A resumed session (TLS 1.3
         // ticket, TLS 1.2 session ID) brings back the chain stored with it, unchecked, and every
         // resumption hands out a new ticket: without this check, a certificate that expired
         // would keep its access for ever. Refused here, before any request is read; the client's
-        // next full handshake gets `certificate_expired` from rustls. (A full handshake has just
-        // verified the dates, so this refuses nothing else but a clock that jumped.)
-        if !cert.is_current_at(SystemTime::now()) {
+        // next full handshake gets `certificate_expired` (or, past the CRLs' `nextUpdate`, an
+        // expired-CRL refusal) from rustls. (A full handshake has just verified all of this, so
+        // this refuses nothing else but a clock that jumped.)
+        let now = SystemTime::now();
+        if !cert.is_current_at(now) || now > until {
             refuse_resumed(tls, peer, cert).await;
             return;
         }
     }
-    // When the certificate's authority ends, so does the connection (`serve` closes it then).
-    let certificate_ends = client_cert.as_ref().map(|cert| {
-        let left = cert
-            .valid_until()
-            .duration_since(SystemTime::now())
-            .unwrap_or_default();
+    // When that ends, so does the connection (`serve` closes it then).
+    let certificate_ends = vouched_until.map(|until| {
+        let left = until.duration_since(SystemTime::now()).unwrap_or_default();
         later(Instant::now(), left)
     });
     match &shared.sink {
@@ -779,7 +786,7 @@ async fn refuse_resumed(mut tls: TlsStream<TcpStream>, peer: SocketAddr, cert: &
             resumed = matches!(tls.get_ref().1.handshake_kind(), Some(rustls::HandshakeKind::Resumed)),
             subject = cert.subject().as_str(),
             fingerprint = %cert.fingerprint_sha256(),
-            "closing connection: its client certificate is outside its validity period (a resumed TLS session outlived it)"
+            "closing connection: what its handshake vouched for has ended (the client certificate, its chain or the CRLs expired; a resumed TLS session outlived it)"
         );
     }
     let _ = tokio::time::timeout(LINGER, tls.shutdown()).await;

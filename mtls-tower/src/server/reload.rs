@@ -39,9 +39,10 @@ impl ConfigCell {
             .unwrap_or_else(std::sync::PoisonError::into_inner))
     }
 
-    /// The configuration for a new connection (an `Arc` clone under a read lock).
-    pub(crate) fn server_config(&self) -> Arc<ServerConfig> {
-        self.with(MtlsConfig::server_config)
+    /// The configuration for a new connection (an `Arc` clone under a read lock), and until when
+    /// its CRLs hold ([`MtlsConfig::revocation_valid_until`]).
+    pub(crate) fn server_config(&self) -> (Arc<ServerConfig>, Option<SystemTime>) {
+        self.with(|c| (c.server_config(), c.revocation_valid_until()))
     }
 
     /// With `close_connections_on_reload`, a future that completes at the next reload.
@@ -163,7 +164,7 @@ impl ReloadHandle {
 
     /// The configuration new connections get.
     pub fn current(&self) -> Arc<ServerConfig> {
-        self.cell.server_config()
+        self.cell.server_config().0
     }
 
     /// When the current server certificate and client CAs expire, for metrics.
