@@ -370,6 +370,25 @@ impl ClientIdentity {
         self.not_before <= time && time <= self.not_after
     }
 
+    /// Whether the leaf and every other certificate of the chain are within their dates at
+    /// `at`: the strict reading, for a chain that cannot be verified again.
+    pub fn chain_valid_at(&self, at: SystemTime) -> bool {
+        self.is_valid_at(at)
+            && self
+                .chain_validity
+                .iter()
+                .all(|(not_before, not_after)| *not_before <= at && at <= *not_after)
+    }
+
+    /// The earliest `notAfter` of the leaf and of every other certificate of the chain, valid or
+    /// not: for a chain that nobody here verified (a forwarded one).
+    pub fn chain_not_after(&self) -> SystemTime {
+        self.chain_validity
+            .iter()
+            .map(|(_, not_after)| *not_after)
+            .fold(self.not_after, SystemTime::min)
+    }
+
     /// Until when the chain this identity came with holds, seen at `at`: the earliest `notAfter`
     /// of the leaf and of every other certificate of the chain that is valid at `at`.
     ///

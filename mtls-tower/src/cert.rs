@@ -26,7 +26,9 @@ use crate::rejection::{CertRejection, RejectionKind};
 /// `#[require_cert]` guards, the extractor and [`grpc::client_cert`](crate::grpc::client_cert)
 /// answer a request that starts after that as if it had no certificate (401, `UNAUTHENTICATED`),
 /// with a [`CertificateExpired`](RejectionKind::CertificateExpired) rejection; `serve` also closes
-/// the connection then.
+/// the connection then. Code that takes the extension itself (`Extension<ClientCert>`,
+/// `extensions().get::<ClientCert>()`, [`MtlsStream::client_cert`](crate::MtlsStream::client_cert))
+/// gets it unchecked: ask [`is_current_at`](Self::is_current_at), or use the extractor.
 ///
 /// ```
 /// use mtls_tower::ClientCert;
@@ -68,8 +70,17 @@ impl ClientCert {
     }
 
     /// A certificate forwarded by a trusted proxy in `header`.
+    ///
+    /// Its [`valid_until`](Self::valid_until) is the earliest `notAfter` of every certificate
+    /// forwarded with it ([`ClientIdentity::chain_not_after`]): this server did not verify the
+    /// chain, so none of it is passed over as unused.
     pub fn from_trusted_proxy(identity: Arc<ClientIdentity>, header: HeaderName) -> ClientCert {
-        ClientCert::new(identity, CertSource::TrustedProxy { header })
+        let valid_until = identity.chain_not_after();
+        ClientCert {
+            identity,
+            source: CertSource::TrustedProxy { header },
+            valid_until,
+        }
     }
 
     fn new(identity: Arc<ClientIdentity>, source: CertSource) -> ClientCert {

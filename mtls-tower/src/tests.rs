@@ -132,7 +132,8 @@ fn expired_chain_billing() -> ClientIdentity {
     let short = ca().intermediate_with_validity(
         "Short-lived intermediate",
         now - std::time::Duration::from_secs(3600),
-        now + std::time::Duration::from_secs(1),
+        // X.509 times are whole seconds: this ends 1 to 2 s from now.
+        now + std::time::Duration::from_secs(2),
     );
     short.leaf().dns("api.billing.internal").build().identity()
 }
@@ -165,7 +166,7 @@ fn a_certificate_whose_intermediate_expired_is_401() {
     let id = expired_chain_billing();
     let cert = ClientCert::for_tests(id);
     assert!(cert.valid_until() < cert.not_after());
-    std::thread::sleep(std::time::Duration::from_millis(2100));
+    std::thread::sleep(std::time::Duration::from_millis(2200));
     let req = Request::get("/")
         .extension(cert)
         .body(Body::empty())

@@ -325,3 +325,26 @@ pub async fn grpc_exchange(
     }
     out
 }
+
+/// Reads until the server closes the connection (EOF or an error such as a reset); returns how
+/// long that took, or `None` if it stayed open for `patience`.
+pub async fn closed_within<S: tokio::io::AsyncRead + Unpin>(
+    stream: &mut S,
+    patience: std::time::Duration,
+) -> Option<std::time::Duration> {
+    use tokio::io::AsyncReadExt;
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 4096];
+    let read_to_close = async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(patience, read_to_close)
+        .await
+        .ok()
+        .map(|()| started.elapsed())
+}

@@ -159,7 +159,7 @@ fn guard_methods_finds_every_guarded_method_of_the_impl() {
     let wrapped = guard_methods(GreeterServer::new(Guarded));
     let mut methods: Vec<&str> = wrapped.guarded_methods().collect();
     methods.sort_unstable();
-    assert_eq!(methods, ["sayhello", "setgreeting"]);
+    assert_eq!(methods, ["SayHello", "SetGreeting"]);
     // Another impl of the same trait, without attributes, gets none of them.
     let plain = guard_methods(GreeterServer::new(Unguarded));
     assert_eq!(plain.guarded_methods().count(), 0);

@@ -10,7 +10,7 @@ use std::future::Future as _;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use axum::body::Body;
 use axum::routing::get;
@@ -89,27 +89,6 @@ async fn server(pki: &Pki) -> Server {
     Server::start(pki.config().build().unwrap(), app()).await
 }
 
-/// Reads until the server closes the connection; how long that took, or `None` after `patience`.
-async fn closed_within<S: tokio::io::AsyncRead + Unpin>(
-    stream: &mut S,
-    patience: Duration,
-) -> Option<Duration> {
-    let started = Instant::now();
-    let mut buf = [0u8; 4096];
-    let read_to_close = async {
-        loop {
-            match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-        }
-    };
-    tokio::time::timeout(patience, read_to_close)
-        .await
-        .ok()
-        .map(|()| started.elapsed())
-}
-
 /// One keep-alive `GET /` on `tls`; the response's head and body as text.
 async fn keep_alive_get<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
     tls: &mut S,
@@ -131,7 +110,7 @@ async fn keep_alive_get<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>
 async fn a_rustls_client_cannot_resume_past_the_leaf_expiry() {
     let pki = Pki::new();
     let server = server(&pki).await;
-    let leaf = short_lived(&pki.ca, 3);
+    let leaf = short_lived(&pki.ca, 5);
     // One client configuration: rustls keeps the tickets it gets and resumes with them.
     let client = TestClient::new(&pki.ca).with_cert(&leaf);
     let resumed = |tls: &tokio_rustls::client::TlsStream<TcpStream>| {
@@ -159,7 +138,11 @@ async fn a_rustls_client_cannot_resume_past_the_leaf_expiry() {
         .write_all(b"GET / HTTP/1.1\r\nhost: localhost\r\n\r\n")
         .await;
     let mut answer = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(5), third.read_to_end(&mut answer)).await;
+    let closed = tokio::time::timeout(Duration::from_secs(5), third.read_to_end(&mut answer)).await;
+    assert!(
+        closed.is_ok(),
+        "the resumed connection was neither answered nor closed"
+    );
     assert!(
         answer.is_empty(),
         "a resumed session past its leaf's end was answered: {:?}",
@@ -169,6 +152,52 @@ async fn a_rustls_client_cannot_resume_past_the_leaf_expiry() {
     let fresh = TestClient::new(&pki.ca).with_cert(&leaf);
     let outcome = fresh.get(server.addr, "/").await;
     assert!(outcome.refused_with("CertificateExpired"), "{outcome:?}");
+}
+
+#[tokio::test]
+async fn a_session_cannot_be_resumed_past_its_intermediates_expiry() {
+    // The leaf lasts 30 days; the intermediate that issued it, seconds. Dates alone cannot tell
+    // an expired intermediate from an unused extra certificate: the resumed chain is verified
+    // again.
+    let pki = Pki::new();
+    let server = server(&pki).await;
+    let now = SystemTime::now();
+    let intermediate = pki.ca.intermediate_with_validity(
+        "Short intermediate",
+        now - Duration::from_secs(60),
+        now + Duration::from_secs(5),
+    );
+    let leaf = intermediate.leaf().common_name("long-leaf").build();
+    let (_, intermediate_end) = mtls_core::identity::validity_of(leaf.chain()[1].as_ref()).unwrap();
+    let client = TestClient::new(&pki.ca).with_cert(&leaf);
+    let resumed = |tls: &tokio_rustls::client::TlsStream<TcpStream>| {
+        tls.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed)
+    };
+    let mut first = client.connect(server.addr).await.unwrap();
+    assert!(keep_alive_get(&mut first).await.contains("200 OK"));
+    drop(first);
+    let mut second = client.connect(server.addr).await.unwrap();
+    assert!(resumed(&second));
+    assert!(keep_alive_get(&mut second).await.contains("200 OK"));
+    drop(second);
+
+    tokio::time::sleep(until(intermediate_end, Duration::from_millis(1200))).await;
+    let mut third = client.connect(server.addr).await.unwrap();
+    assert!(resumed(&third));
+    let _ = third
+        .write_all(b"GET / HTTP/1.1\r\nhost: localhost\r\n\r\n")
+        .await;
+    let mut answer = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), third.read_to_end(&mut answer)).await;
+    assert!(
+        closed.is_ok(),
+        "the resumed connection was neither answered nor closed"
+    );
+    assert!(
+        answer.is_empty(),
+        "a resumed session past its intermediate's end was answered: {:?}",
+        String::from_utf8_lossy(&answer)
+    );
 }
 
 #[tokio::test]
@@ -183,7 +212,7 @@ async fn a_keep_alive_http1_connection_is_closed_when_the_leaf_expires() {
         .unwrap();
     assert!(keep_alive_get(&mut tls).await.contains("200 OK"));
     let end = leaf.identity().not_after();
-    let closed = closed_within(&mut tls, until(end, Duration::from_secs(5))).await;
+    let closed = mtls_tests::closed_within(&mut tls, until(end, Duration::from_secs(5))).await;
     assert!(closed.is_some(), "still open 5 s after the leaf expired");
     // Not before its end (X.509 seconds: the leaf ends at a whole second).
     assert!(SystemTime::now() >= end);
@@ -208,7 +237,8 @@ async fn a_connection_is_closed_when_an_intermediate_expires_before_the_leaf() {
         .await
         .unwrap();
     assert!(keep_alive_get(&mut tls).await.contains("200 OK"));
-    let closed = closed_within(&mut tls, until(intermediate_end, Duration::from_secs(5))).await;
+    let closed =
+        mtls_tests::closed_within(&mut tls, until(intermediate_end, Duration::from_secs(5))).await;
     assert!(
         closed.is_some(),
         "still open 5 s after the intermediate expired"
@@ -237,7 +267,8 @@ async fn a_connection_is_closed_when_the_crls_next_update_passes() {
         .await
         .unwrap();
     assert!(keep_alive_get(&mut tls).await.contains("200 OK"));
-    let closed = closed_within(&mut tls, until(next_update, Duration::from_secs(5))).await;
+    let closed =
+        mtls_tests::closed_within(&mut tls, until(next_update, Duration::from_secs(5))).await;
     assert!(
         closed.is_some(),
         "still open 5 s after the CRL's nextUpdate"
@@ -278,7 +309,7 @@ async fn an_http2_stream_ends_and_no_new_request_is_served_after_the_leaf_expire
     );
     let last_tick = last_tick.unwrap();
     assert!(
-        last_tick <= end + Duration::from_millis(1500),
+        last_tick <= end + Duration::from_millis(2500),
         "ticks went on {:?} past the leaf's end",
         last_tick.duration_since(end)
     );
@@ -407,7 +438,7 @@ async fn a_grpc_server_stream_ends_and_calls_fail_after_the_leaf_expires() {
         ended.is_ok(),
         "the gRPC stream was still sending 4 s after the leaf expired"
     );
-    assert!(last.unwrap() <= end + Duration::from_millis(1500));
+    assert!(last.unwrap() <= end + Duration::from_millis(2500));
     // A unary call now: the channel's connection is gone, and a new one is refused at the
     // handshake (the leaf is expired).
     let after = greeter.say_hello(hello()).await;

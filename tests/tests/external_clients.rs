@@ -267,7 +267,7 @@ async fn openssl_s_client_cannot_resume_past_the_leaf_expiry() {
         .leaf()
         .validity(
             now - std::time::Duration::from_secs(60),
-            now + std::time::Duration::from_secs(4),
+            now + std::time::Duration::from_secs(6),
         )
         .build();
     let files = s.client_files("short", &short);

@@ -55,28 +55,6 @@ fn client(pki: &Pki) -> TestClient {
     TestClient::new(&pki.ca).with_cert(&pki.ca.leaf().common_name("good").build())
 }
 
-/// Reads until the server closes the connection (EOF or an error such as a reset); returns how
-/// long that took, or `None` if it stayed open for `patience`.
-async fn closed_within<S: tokio::io::AsyncRead + Unpin>(
-    stream: &mut S,
-    patience: Duration,
-) -> Option<Duration> {
-    let started = Instant::now();
-    let mut buf = [0u8; 4096];
-    let read_to_close = async {
-        loop {
-            match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-        }
-    };
-    tokio::time::timeout(patience, read_to_close)
-        .await
-        .ok()
-        .map(|()| started.elapsed())
-}
-
 /// An HTTP/2 client connection with the good client's certificate.
 async fn h2_client<B>(
     pki: &Pki,
@@ -144,9 +122,11 @@ async fn a_silent_flood_larger_than_the_handshake_bound_does_not_delay_good_clie
         );
     }
     // The silent peers past the bound were closed, the oldest first.
-    assert!(closed_within(&mut silent[0], Duration::from_secs(5))
-        .await
-        .is_some());
+    assert!(
+        mtls_tests::closed_within(&mut silent[0], Duration::from_secs(5))
+            .await
+            .is_some()
+    );
 }
 
 #[tokio::test]
@@ -196,7 +176,7 @@ async fn failed_handshakes_do_not_hold_descriptors_past_the_linger() {
         held.push(tls);
     }
     for tls in &mut held {
-        let took = closed_within(tls, Duration::from_secs(5)).await;
+        let took = mtls_tests::closed_within(tls, Duration::from_secs(5)).await;
         assert!(
             took.is_some(),
             "a refused client's connection was not closed"
@@ -217,7 +197,7 @@ async fn a_half_sent_request_head_is_closed_at_the_request_header_timeout() {
     tls.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-a: ")
         .await
         .unwrap();
-    let took = closed_within(&mut tls, Duration::from_secs(10)).await;
+    let took = mtls_tests::closed_within(&mut tls, Duration::from_secs(10)).await;
     let took = took.expect("a half-sent head kept its connection open");
     assert!(took >= Duration::from_millis(300), "closed after {took:?}");
 }
@@ -261,7 +241,7 @@ async fn a_tls_connection_that_never_sends_a_request_is_closed() {
     })
     .await;
     let mut tls = client(&pki).connect(server.addr).await.unwrap();
-    assert!(closed_within(&mut tls, Duration::from_secs(10))
+    assert!(mtls_tests::closed_within(&mut tls, Duration::from_secs(10))
         .await
         .is_some());
 }
@@ -279,7 +259,7 @@ async fn an_http2_connection_that_sends_only_its_preface_is_closed() {
     tls.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
         .await
         .unwrap();
-    let took = closed_within(&mut tls, Duration::from_secs(10)).await;
+    let took = mtls_tests::closed_within(&mut tls, Duration::from_secs(10)).await;
     assert!(
         took.is_some(),
         "an HTTP/2 connection without a request stayed open"
@@ -292,7 +272,7 @@ async fn an_idle_keep_alive_connection_is_closed_at_the_idle_timeout() {
     let server = server(&pki, |b| b.idle_timeout(Duration::from_millis(600))).await;
     let mut tls = client(&pki).connect(server.addr).await.unwrap();
     assert_eq!(h1_get(&mut tls, "/").await, 200);
-    let took = closed_within(&mut tls, Duration::from_secs(10)).await;
+    let took = mtls_tests::closed_within(&mut tls, Duration::from_secs(10)).await;
     let took = took.expect("an idle connection stayed open");
     assert!(took >= Duration::from_millis(450), "closed after {took:?}");
 }
@@ -343,7 +323,7 @@ async fn a_request_that_never_finishes_is_cut_at_the_drain_timeout() {
     tls.write_all(b"GET /forever HTTP/1.1\r\nhost: localhost\r\n\r\n")
         .await
         .unwrap();
-    let took = closed_within(&mut tls, Duration::from_secs(10)).await;
+    let took = mtls_tests::closed_within(&mut tls, Duration::from_secs(10)).await;
     let took = took.expect("a never-ending request held its connection past age + drain");
     assert!(took >= Duration::from_millis(600), "closed after {took:?}");
 }
@@ -388,9 +368,11 @@ async fn at_the_connection_cap_idle_connections_make_room_for_new_clients() {
         );
     }
     // The hoarded connections were the ones closed.
-    assert!(closed_within(&mut idle[0], Duration::from_secs(5))
-        .await
-        .is_some());
+    assert!(
+        mtls_tests::closed_within(&mut idle[0], Duration::from_secs(5))
+            .await
+            .is_some()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

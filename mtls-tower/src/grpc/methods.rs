@@ -28,26 +28,48 @@ use crate::layer::ResponseFuture;
 ///
 /// How: each `#[require_cert]` on a method of `impl Greeter for MyGreeter` registers its policy
 /// at link time, named `<MyGreeter as Greeter>::say_hello`; this wrapper, given
-/// `GreeterServer<MyGreeter>`, takes the policies of `MyGreeter`'s `Greeter` methods and matches
-/// each to its route (`/greeter.Greeter/SayHello`: the method's Rust name is the route's in snake
-/// case). The answer to a rejection is the one the method would have returned
+/// `GreeterServer<MyGreeter>`, takes the policies of `MyGreeter`'s `Greeter` methods and gives
+/// each to one route: `say_hello` to `/greeter.Greeter/SayHello`, the upper camel case of the
+/// Rust name, which tonic-build made by turning the proto name into snake case (a name that does
+/// not come back the same way, such as `get_item_2`, is given no route). Routes are compared
+/// exactly: `/greeter.Greeter/sayhello` is tonic's unknown method, as it would be without the
+/// wrapper. The answer to a rejection is the one the method would have returned
 /// (`UNAUTHENTICATED`, `PERMISSION_DENIED`).
 ///
-/// The method's own check still runs after this one (a second look, not a second decision).
-/// What the wrapper cannot match, it leaves to that check, so nothing is ever less checked:
-/// a server wrapped in something else first (tonic's `InterceptedService`: wrap the inner server
-/// instead), an `impl<T> Greeter for MyGreeter<T>` (generic impls have no single name), or a
-/// method whose Rust name is not its route's in snake case (tonic-build's manual builder allows
-/// that). [`GuardMethods::guarded_methods`] says what was matched; a method called without a
+/// The method's own check still runs after this one, so nothing is ever less checked than
+/// without the wrapper; what the wrapper cannot match is decided by that check alone, after
+/// tonic has decoded: a server wrapped in something else first (tonic's `InterceptedService`:
+/// wrap the inner server instead), an `impl<T> Greeter for MyGreeter<T>` (generic impls have no
+/// single name), a method whose name has no route as above, or one that tonic-build's manual
+/// builder gave a route other than its name's (there, give methods the snake case of their
+/// route: another method's route would get this one's policy too). The match relies on
+/// `std::any::type_name`, whose text Rust does not promise to keep: if a toolchain changed it,
+/// nothing would match, and the wrapper warns when it finds no policy for an impl that has some.
+/// [`GuardMethods::guarded_methods`] says what was matched; a guarded method called without a
 /// check in front logs one warning (target `mtls_tower::grpc`).
 pub fn guard_methods<S: NamedService>(inner: S) -> GuardMethods<S> {
-    let guards = registered(std::any::type_name::<S>());
+    let server_type = std::any::type_name::<S>();
+    let guards = registered(server_type);
     if guards.is_empty() {
         tracing::debug!(
             target: "mtls_tower::grpc",
             service = S::NAME,
             "guard_methods: no #[require_cert] method policies for this server"
         );
+        if let Some(trait_path) = impl_prefix(server_type).and_then(|_| trait_path(server_type)) {
+            let as_trait = format!(" as {trait_path}>::");
+            if inventory::iter::<MethodGuard>
+                .into_iter()
+                .any(|g| g.name().contains(&as_trait))
+            {
+                tracing::warn!(
+                    target: "mtls_tower::grpc",
+                    service = S::NAME,
+                    server_type,
+                    "guard_methods matched no method policy, but impls of this service's trait have some: they are checked only after tonic decodes"
+                );
+            }
+        }
     }
     GuardMethods {
         inner,
@@ -59,7 +81,7 @@ pub fn guard_methods<S: NamedService>(inner: S) -> GuardMethods<S> {
 #[derive(Clone)]
 pub struct GuardMethods<S> {
     inner: S,
-    /// Each guarded method's name (lower case, no underscores) and one of its policies.
+    /// Each guarded method's route (`SayHello`) and one of its policies.
     guards: Arc<[(Box<str>, &'static GuardConfig)]>,
 }
 
@@ -72,8 +94,8 @@ impl<S> std::fmt::Debug for GuardMethods<S> {
 }
 
 impl<S> GuardMethods<S> {
-    /// The methods whose policies are decided here, as written in Rust (`say_hello`) but lower
-    /// case and without underscores; once per stacked `#[require_cert]`.
+    /// The routes (`SayHello`) whose methods' policies are decided here; once per stacked
+    /// `#[require_cert]`.
     pub fn guarded_methods(&self) -> impl Iterator<Item = &str> {
         self.guards.iter().map(|(name, _)| &**name)
     }
@@ -112,8 +134,8 @@ where
         let mut judged = false;
         if let Some(method) = method {
             let cert = req.extensions().get::<ClientCert>();
-            for (name, config) in self.guards.iter() {
-                if !same_method(method, name) {
+            for (route, config) in self.guards.iter() {
+                if **route != *method {
                     continue;
                 }
                 judged = true;
@@ -148,7 +170,7 @@ fn registered(server_type: &str) -> Vec<(Box<str>, &'static GuardConfig)> {
         .filter_map(|guard| {
             let rest = guard.name().strip_prefix(&prefix)?;
             let (method, _) = rest.split_once("::")?;
-            Some((normalized(method).into(), guard.config()))
+            Some((route_of(method)?.into(), guard.config()))
         })
         .collect()
 }
@@ -157,31 +179,25 @@ fn registered(server_type: &str) -> Vec<(Box<str>, &'static GuardConfig)> {
 /// names the methods of `impl Foo for Impl` register under (tonic-build names the server after
 /// the trait, in the trait's module).
 fn impl_prefix(server_type: &str) -> Option<String> {
-    let (server, rest) = server_type.split_once('<')?;
+    let (_, rest) = server_type.split_once('<')?;
     let implementor = rest.strip_suffix('>')?;
-    let trait_path = server.strip_suffix("Server")?;
-    if trait_path.is_empty() || trait_path.ends_with(':') {
-        return None;
-    }
+    let trait_path = trait_path(server_type)?;
     Some(format!("<{implementor} as {trait_path}>::"))
 }
 
-fn normalized(method: &str) -> String {
-    method
-        .chars()
-        .filter(|c| *c != '_')
-        .map(|c| c.to_ascii_lowercase())
-        .collect()
+/// `path::to::FooServer<..>` gives `path::to::Foo`.
+fn trait_path(server_type: &str) -> Option<&str> {
+    let (server, _) = server_type.split_once('<')?;
+    let trait_path = server.strip_suffix("Server")?;
+    (!trait_path.is_empty() && !trait_path.ends_with(':')).then_some(trait_path)
 }
 
-/// Whether the route's method (`SayHello`) is the registered one (`sayhello`), without
-/// allocating: case and underscores aside, snake case is the route name.
-fn same_method(route: &str, registered: &str) -> bool {
-    route
-        .bytes()
-        .filter(|b| *b != b'_')
-        .map(|b| b.to_ascii_lowercase())
-        .eq(registered.bytes())
+/// The route of the method tonic-build named `method`: its upper camel case, if that turns back
+/// into `method` in snake case (so no two methods can claim one route).
+fn route_of(method: &str) -> Option<String> {
+    use heck::{ToSnakeCase, ToUpperCamelCase};
+    let route = method.to_upper_camel_case();
+    (route.to_snake_case() == method).then_some(route)
 }
 
 #[cfg(test)]
@@ -208,11 +224,20 @@ mod tests {
     }
 
     #[test]
-    fn route_names_match_their_snake_case_method() {
-        assert!(same_method("SayHello", &normalized("say_hello")));
-        assert!(same_method("GetHTTPStatus", &normalized("get_http_status")));
-        assert!(same_method("Get2FA", &normalized("get2_fa")));
-        assert!(!same_method("SayHellox", &normalized("say_hello")));
-        assert!(!same_method("Say", &normalized("say_hello")));
+    fn a_method_gets_the_route_its_name_came_from() {
+        assert_eq!(route_of("say_hello").as_deref(), Some("SayHello"));
+        assert_eq!(
+            route_of("get_http_status").as_deref(),
+            Some("GetHttpStatus")
+        );
+        assert_eq!(route_of("set_greeting").as_deref(), Some("SetGreeting"));
+    }
+
+    #[test]
+    fn names_that_do_not_come_back_get_no_route() {
+        // `get_item_2` and `get_item2` would both claim `GetItem2`: only the second keeps it.
+        assert_eq!(route_of("get_item2").as_deref(), Some("GetItem2"));
+        assert_eq!(route_of("get_item_2"), None);
+        assert_eq!(route_of("SayHello"), None);
     }
 }

@@ -36,6 +36,9 @@ pub struct MtlsConfig {
     expiry: Option<CertExpiry>,
     /// With CRLs that must be current: the earliest `nextUpdate`.
     revocation_valid_until: Option<SystemTime>,
+    /// The client certificate verifier inside `server_config`, to verify a resumed session's
+    /// stored chain again (rustls keeps its own private).
+    verifier: Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>,
     /// [`MtlsConfigBuilder::expiry_warning`]: used at build, at each reload, and every six hours.
     expiry_warning: Duration,
 }
@@ -105,6 +108,12 @@ impl MtlsConfig {
         self.revocation_valid_until
     }
 
+    pub(crate) fn client_verifier(
+        &self,
+    ) -> Option<Arc<dyn rustls::server::danger::ClientCertVerifier>> {
+        self.verifier.clone()
+    }
+
     /// Logs a warning if the server certificate expires within this configuration's warning
     /// window (or has expired); nothing without expiry information.
     pub(crate) fn warn_if_expiring(&self) {
@@ -121,6 +130,7 @@ impl From<Arc<ServerConfig>> for MtlsConfig {
             server_config,
             expiry: None,
             revocation_valid_until: None,
+            verifier: None,
             expiry_warning: DEFAULT_EXPIRY_WARNING,
         }
     }
@@ -599,6 +609,7 @@ impl MtlsConfigBuilder {
             verifier,
             !self.allow_missing_client_auth_eku,
         ));
+        let client_verifier: Arc<dyn rustls::server::danger::ClientCertVerifier> = verifier.clone();
 
         let versions: &[&'static rustls::SupportedProtocolVersion] = if self.allow_tls12 {
             &[&rustls::version::TLS13, &rustls::version::TLS12]
@@ -624,6 +635,7 @@ impl MtlsConfigBuilder {
             server_config: Arc::new(config),
             expiry: Some(expiry),
             revocation_valid_until,
+            verifier: Some(client_verifier),
             expiry_warning: self.expiry_warning.unwrap_or(DEFAULT_EXPIRY_WARNING),
         };
         config.warn_if_expiring();

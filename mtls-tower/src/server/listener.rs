@@ -21,7 +21,7 @@ use tokio_rustls::LazyConfigAcceptor;
 
 use super::config::MtlsConfig;
 use super::limits::Limits;
-use super::reload::{ConfigCell, ReloadHandle};
+use super::reload::{ConfigCell, HandshakeConfig, ReloadHandle};
 use super::table::{later, Activity, CloseReason, CloseSignal, ConnSlot, ConnTable, Refused};
 use crate::cert::ClientCert;
 use crate::logging::Limiter;
@@ -615,8 +615,8 @@ enum Handshake {
     Done(
         TlsStream<TcpStream>,
         Option<Pin<Box<dyn std::future::Future<Output = ()> + Send + Sync>>>,
-        // Until when the configuration's CRLs hold.
-        Option<SystemTime>,
+        // What the handshake used: until when the CRLs hold, the verifier.
+        HandshakeConfig,
     ),
     /// Failed with this error; the socket lingers before its close.
     Failed(io::Error, Option<TcpStream>),
@@ -655,7 +655,8 @@ async fn handshake(
     }
     // The configuration current when the ClientHello arrived: a reload affects the next
     // handshake. The reload signal is taken at the same moment, so none is missed in between.
-    let (config, revocation_valid_until) = shared.cell.server_config();
+    let handshake_config = shared.cell.server_config();
+    let config = handshake_config.server.clone();
     let closer = shared.cell.closer();
     let accept = start_handshake.into_stream(config).into_fallible();
     tokio::select! {
@@ -664,7 +665,7 @@ async fn handshake(
         done = tokio::time::timeout_at(deadline, accept) => match done {
             Err(_) => Handshake::TimedOut("handshake"),
             Ok(Err((e, tcp))) => Handshake::Failed(e, Some(tcp)),
-            Ok(Ok(tls)) => Handshake::Done(tls, closer, revocation_valid_until),
+            Ok(Ok(tls)) => Handshake::Done(tls, closer, handshake_config),
         },
     }
 }
@@ -677,36 +678,35 @@ async fn connection(
     mut close: CloseSignal,
     shared: Shared,
 ) {
-    let (tls, closer, revocation_valid_until) =
-        match handshake(tcp, &mut slot, &mut close, &shared).await {
-            Handshake::Done(tls, closer, revocation) => (tls, closer, revocation),
-            Handshake::TimedOut(phase) => {
-                static LIMIT: Limiter = Limiter::new();
-                if let Some(suppressed) = LIMIT.admit() {
-                    tracing::debug!(
-                        target: "mtls_tower::listener",
-                        suppressed,
-                        %peer,
-                        phase,
-                        "TLS handshake timed out"
-                    );
+    let (tls, closer, used) = match handshake(tcp, &mut slot, &mut close, &shared).await {
+        Handshake::Done(tls, closer, used) => (tls, closer, used),
+        Handshake::TimedOut(phase) => {
+            static LIMIT: Limiter = Limiter::new();
+            if let Some(suppressed) = LIMIT.admit() {
+                tracing::debug!(
+                    target: "mtls_tower::listener",
+                    suppressed,
+                    %peer,
+                    phase,
+                    "TLS handshake timed out"
+                );
+            }
+            return;
+        }
+        Handshake::Closed(reason) => {
+            log_closed(peer, reason, "closing an unfinished handshake");
+            return;
+        }
+        Handshake::Failed(e, tcp) => {
+            log_handshake_error(peer, &e);
+            if let Some(tcp) = tcp {
+                if slot.lingering() {
+                    lingering_close(tcp, &mut close).await;
                 }
-                return;
             }
-            Handshake::Closed(reason) => {
-                log_closed(peer, reason, "closing an unfinished handshake");
-                return;
-            }
-            Handshake::Failed(e, tcp) => {
-                log_handshake_error(peer, &e);
-                if let Some(tcp) = tcp {
-                    if slot.lingering() {
-                        lingering_close(tcp, &mut close).await;
-                    }
-                }
-                return;
-            }
-        };
+            return;
+        }
+    };
     let client_cert = match tls.get_ref().1.peer_certificates() {
         Some(chain) if !chain.is_empty() => match ClientIdentity::from_der_chain(chain) {
             Ok(id) => Some(ClientCert::from_handshake(Arc::new(id))),
@@ -731,9 +731,22 @@ async fn connection(
     // The end of what the handshake vouched for: the chain's validity, and with CRLs that must
     // be current, their `nextUpdate` (a revocation published after it would not be seen).
     let vouched_until = client_cert.as_ref().map(|cert| {
-        revocation_valid_until.map_or(cert.valid_until(), |crls| crls.min(cert.valid_until()))
+        used.revocation_valid_until
+            .map_or(cert.valid_until(), |crls| crls.min(cert.valid_until()))
     });
     if let (Some(cert), Some(until)) = (&client_cert, vouched_until) {
+        // Security: a resumed session's chain is verified again, now, by the verifier of the
+        // configuration that resumed it (dates of every certificate on the path, CRLs, EKU):
+        // an intermediate that expired since the full handshake is caught here, which the
+        // dates alone cannot tell from an unused extra certificate.
+        let resumed = matches!(
+            tls.get_ref().1.handshake_kind(),
+            Some(rustls::HandshakeKind::Resumed)
+        );
+        if resumed && !chain_still_verifies(cert, used.verifier.as_deref()) {
+            refuse_resumed(tls, peer, cert).await;
+            return;
+        }
         // Security: rustls verifies a chain only in a full handshake. A resumed session (TLS 1.3
         // ticket, TLS 1.2 session ID) brings back the chain stored with it, unchecked, and every
         // resumption hands out a new ticket: without this check, a certificate that expired
@@ -770,6 +783,25 @@ async fn connection(
             let stream = MtlsStream::new(tls, client_cert, closer, slot, Some(activity));
             serve(stream, peer, close).await;
         }
+    }
+}
+
+/// Whether a resumed session's stored chain verifies now: by `verifier` when the configuration
+/// has one (an `MtlsConfig`'s), else (a bare `rustls::ServerConfig`) every certificate of the
+/// chain within its dates.
+fn chain_still_verifies(
+    cert: &ClientCert,
+    verifier: Option<&dyn rustls::server::danger::ClientCertVerifier>,
+) -> bool {
+    let chain = cert.identity().chain();
+    let Some((leaf, intermediates)) = chain.split_first() else {
+        return false;
+    };
+    match verifier {
+        Some(v) => v
+            .verify_client_cert(leaf, intermediates, rustls::pki_types::UnixTime::now())
+            .is_ok(),
+        None => cert.identity().chain_valid_at(SystemTime::now()),
     }
 }
 

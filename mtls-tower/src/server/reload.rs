@@ -14,6 +14,14 @@ use tokio::task::JoinHandle;
 
 use super::config::{CertExpiry, ConfigError, MtlsConfig};
 
+/// What one handshake uses, taken at one moment: the rustls configuration, until when its CRLs
+/// hold, and its client certificate verifier (to verify a resumed session's chain again).
+pub(crate) struct HandshakeConfig {
+    pub(crate) server: Arc<ServerConfig>,
+    pub(crate) revocation_valid_until: Option<SystemTime>,
+    pub(crate) verifier: Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>,
+}
+
 /// The configuration a listener hands to each new handshake, and its generation.
 pub(crate) struct ConfigCell {
     current: RwLock<MtlsConfig>,
@@ -39,10 +47,13 @@ impl ConfigCell {
             .unwrap_or_else(std::sync::PoisonError::into_inner))
     }
 
-    /// The configuration for a new connection (an `Arc` clone under a read lock), and until when
-    /// its CRLs hold ([`MtlsConfig::revocation_valid_until`]).
-    pub(crate) fn server_config(&self) -> (Arc<ServerConfig>, Option<SystemTime>) {
-        self.with(|c| (c.server_config(), c.revocation_valid_until()))
+    /// The configuration for a new connection (`Arc` clones under a read lock).
+    pub(crate) fn server_config(&self) -> HandshakeConfig {
+        self.with(|c| HandshakeConfig {
+            server: c.server_config(),
+            revocation_valid_until: c.revocation_valid_until(),
+            verifier: c.client_verifier(),
+        })
     }
 
     /// With `close_connections_on_reload`, a future that completes at the next reload.
@@ -164,7 +175,7 @@ impl ReloadHandle {
 
     /// The configuration new connections get.
     pub fn current(&self) -> Arc<ServerConfig> {
-        self.cell.server_config().0
+        self.cell.server_config().server
     }
 
     /// When the current server certificate and client CAs expire, for metrics.

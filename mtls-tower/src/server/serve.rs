@@ -286,7 +286,7 @@ async fn drive<C, E>(
                         CloseReason::Shutdown => drain,
                         _ => drain.min(SHED_GRACE),
                     };
-                    deadline = later(Instant::now(), grace);
+                    deadline = within_certificate(activity, later(Instant::now(), grace), drain);
                     timer.as_mut().reset(deadline);
                     armed = false;
                     continue;
@@ -342,7 +342,7 @@ async fn drive<C, E>(
                 Expiry::CertificateEnded => drain.min(EXPIRY_GRACE),
                 _ => drain,
             };
-            deadline = later(now, grace);
+            deadline = within_certificate(activity, later(now, grace), drain);
             if let Some(at) = activity.header_deadline(&timeouts) {
                 deadline = deadline.min(at.max(now));
             }
@@ -361,6 +361,16 @@ const SHED_GRACE: Duration = Duration::from_secs(1);
 /// How long requests in flight when the client certificate ends may go on before the connection
 /// is closed outright.
 const EXPIRY_GRACE: Duration = Duration::from_secs(1);
+
+/// A closing connection's deadline, no later than its certificate's end plus the grace: a
+/// connection that began draining (shutdown, maximum age) before its certificate ended must not
+/// go on for the whole drain past it.
+fn within_certificate(activity: &Activity, deadline: Instant, drain: Duration) -> Instant {
+    match activity.certificate_ends() {
+        Some(end) => deadline.min(later(end, drain.min(EXPIRY_GRACE))),
+        None => deadline,
+    }
+}
 
 fn log_close(peer: SocketAddr, reason: &'static str) {
     static LIMIT: Limiter = Limiter::new();

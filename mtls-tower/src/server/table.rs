@@ -559,6 +559,12 @@ impl Activity {
         self
     }
 
+    /// When the client certificate's authority ends, if it has one.
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
+    pub(crate) fn certificate_ends(&self) -> Option<Instant> {
+        self.certificate_ends
+    }
+
     /// Bytes while idle do not start a request head (HTTP/2: pings, window updates).
     #[cfg_attr(not(feature = "axum"), allow(dead_code))]
     pub(crate) fn ignore_bytes_while_idle(&self) {
