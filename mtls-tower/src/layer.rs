@@ -60,7 +60,7 @@ impl fmt::Debug for Enforcement {
 
 impl Enforcement {
     /// Report-only mode.
-    #[cfg(feature = "tonic")]
+    #[cfg(all(feature = "tonic", feature = "macros"))]
     pub(crate) fn is_shadow(&self) -> bool {
         self.shadow
     }

@@ -159,8 +159,10 @@
 use http::{Response, StatusCode};
 use tonic::{Code, Status};
 
+#[cfg(feature = "macros")]
 mod methods;
 mod timeout;
+#[cfg(feature = "macros")]
 pub use methods::{guard_methods, GuardMethods};
 pub use timeout::{GrpcTimeout, GrpcTimeoutLayer, TimeoutFuture};
 
