@@ -20,6 +20,10 @@ use mtls_tower::require_cert;
 use mtls_tower::testing::TestClient;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// The tests of this file run one at a time: the memory test reads the process's RSS, which the
+/// others' servers would move.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[require_cert(san = "*.billing.internal")]
 async fn upload(body: Bytes) -> String {
     format!("{} bytes", body.len())
@@ -44,6 +48,7 @@ async fn head_only(client: &TestClient, server: &Server, patience: Duration) -> 
 
 #[tokio::test]
 async fn a_denied_upload_is_answered_on_its_head_before_the_body_is_read() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let pki = Pki::new();
     let app = Router::new().route("/upload", post(upload));
     let server = Server::start(pki.config().client_auth_optional().build().unwrap(), app).await;
@@ -167,6 +172,7 @@ fn guard_methods_finds_every_guarded_method_of_the_impl() {
 
 #[tokio::test]
 async fn behind_guard_methods_a_rejected_call_is_answered_before_its_message_is_complete() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let pki = Pki::new();
     let server = grpc_server(&pki, true).await;
     let denied = TestClient::new(&pki.ca).with_cert(&pki.ca.leaf().dns("www.web.internal").build());
@@ -179,6 +185,7 @@ async fn behind_guard_methods_a_rejected_call_is_answered_before_its_message_is_
 
 #[tokio::test]
 async fn without_guard_methods_tonic_waits_for_the_message_before_the_check() {
+    let _one = ONE_AT_A_TIME.lock().await;
     // What `guard_methods` changes: the same call gets no answer while its message is unfinished.
     let pki = Pki::new();
     let server = grpc_server(&pki, false).await;
@@ -189,6 +196,7 @@ async fn without_guard_methods_tonic_waits_for_the_message_before_the_check() {
 
 #[tokio::test]
 async fn guard_methods_answers_byte_for_byte_as_the_method_would() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let pki = Pki::new();
     let (with, without) = (
         grpc_server(&pki, true).await,
@@ -242,9 +250,10 @@ async fn rss_growth_under_unfinished_messages(
 }
 
 // RSS is the process's: one test for every figure, guarded first (the allocator keeps what the
-// unguarded run takes). The other tests of this file hold a few KiB.
+// unguarded run takes), with the file's other tests held off by `ONE_AT_A_TIME`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rejected_grpc_callers_hold_nothing_behind_guard_methods_and_the_budget_without() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let pki = Pki::new();
     let denied = TestClient::new(&pki.ca).with_cert(&pki.ca.leaf().dns("www.web.internal").build());
     let growth = rss_growth_under_unfinished_messages(&pki, &denied, true).await;

@@ -763,7 +763,7 @@ async fn connection(
     // When that ends, so does the connection (`serve` closes it then).
     let certificate_ends = vouched_until.map(|until| {
         let left = until.duration_since(SystemTime::now()).unwrap_or_default();
-        later(Instant::now(), left)
+        (later(Instant::now(), left), until)
     });
     match &shared.sink {
         Sink::Channel(tx) => {

@@ -521,6 +521,9 @@ pub(crate) struct Activity {
     ///
     /// [`ClientCert::valid_until`]: crate::ClientCert::valid_until
     certificate_ends: Option<Instant>,
+    /// The same end on the wall clock: a clock stepped forward (or a suspended host) is caught
+    /// the next time the driver looks at its deadlines (at least every idle timeout).
+    certificate_ends_wall: Option<std::time::SystemTime>,
     in_flight: AtomicU32,
     requests: AtomicU64,
     /// Milliseconds after `started` at which the connection last became idle (no request in
@@ -544,6 +547,7 @@ impl Activity {
         Activity {
             started: Instant::now(),
             certificate_ends: None,
+            certificate_ends_wall: None,
             in_flight: AtomicU32::new(0),
             requests: AtomicU64::new(0),
             idle_since_ms: AtomicU64::new(0),
@@ -553,9 +557,11 @@ impl Activity {
         }
     }
 
-    /// The connection must end at `at` (its client certificate's end), if not before.
-    pub(crate) fn ending_at(mut self, at: Option<Instant>) -> Activity {
-        self.certificate_ends = at;
+    /// The connection must end at `at` (its client certificate's end, on both clocks), if not
+    /// before.
+    pub(crate) fn ending_at(mut self, at: Option<(Instant, std::time::SystemTime)>) -> Activity {
+        self.certificate_ends = at.map(|(instant, _)| instant);
+        self.certificate_ends_wall = at.map(|(_, wall)| wall);
         self
     }
 
@@ -648,6 +654,12 @@ impl Activity {
             }
         };
         earliest(self.certificate_ends, Expiry::CertificateEnded);
+        if self
+            .certificate_ends_wall
+            .is_some_and(|end| std::time::SystemTime::now() > end)
+        {
+            return (now, Expiry::CertificateEnded);
+        }
         if self.in_flight.load(Relaxed) == 0 {
             let head = self.head_started_ms.load(Relaxed);
             if self.requests.load(Relaxed) == 0 {
@@ -1027,7 +1039,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn the_certificate_end_comes_before_a_later_age_even_while_busy() {
         let ends = Instant::now() + Duration::from_secs(90);
-        let a = Activity::new().ending_at(Some(ends));
+        let wall = std::time::SystemTime::now() + Duration::from_secs(90);
+        let a = Activity::new().ending_at(Some((ends, wall)));
         a.request_started();
         let no_idle = Timeouts {
             idle: Duration::from_secs(7200),
@@ -1045,8 +1058,23 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_certificate_ended_by_the_wall_clock_ends_the_connection_now() {
+        // The monotonic end is an hour away, but the wall clock says the certificate has ended
+        // (the clock was stepped forward, or the host slept).
+        let wall_end = std::time::SystemTime::now() - Duration::from_secs(1);
+        let a =
+            Activity::new().ending_at(Some((Instant::now() + Duration::from_secs(3600), wall_end)));
+        let now = Instant::now();
+        assert_eq!(
+            a.next_deadline(&timeouts(), now),
+            (now, Expiry::CertificateEnded)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn an_earlier_age_still_comes_first_when_the_certificate_lasts() {
-        let a = Activity::new().ending_at(Some(Instant::now() + Duration::from_secs(7200)));
+        let far = std::time::SystemTime::now() + Duration::from_secs(7200);
+        let a = Activity::new().ending_at(Some((Instant::now() + Duration::from_secs(7200), far)));
         a.request_started();
         let no_idle = Timeouts {
             idle: Duration::from_secs(7200),
