@@ -110,6 +110,59 @@ async fn a_route_hidden_by_the_layer_answers_every_method_as_a_missing_route() {
     assert!(got.starts_with("HTTP/1.1 405"), "{got}");
 }
 
+/// The whole HTTP/2 response to `method path` on `send`: status, headers in order (without
+/// `date`), body.
+async fn h2_raw(
+    send: &mut hyper::client::conn::http2::SendRequest<http_body_util::Empty<bytes::Bytes>>,
+    method: &str,
+    path: &str,
+) -> String {
+    let request = http::Request::builder()
+        .method(method)
+        .uri(format!("https://localhost{path}"))
+        .body(http_body_util::Empty::new())
+        .unwrap();
+    send.ready().await.unwrap();
+    let response = send.send_request(request).await.unwrap();
+    let mut out = format!("{}\n", response.status());
+    for (name, value) in response.headers() {
+        if name != "date" {
+            out += &format!("{name}: {}\n", value.to_str().unwrap());
+        }
+    }
+    let body = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    out + &format!("body {body:?}")
+}
+
+#[tokio::test]
+async fn over_http2_too_a_hidden_route_answers_every_method_as_a_missing_route() {
+    let pki = Pki::new();
+    let server = optional_auth_server(&pki, app()).await;
+    let c = callers(&pki);
+    for (who, client) in [("denied", &c.denied), ("anonymous", &c.anonymous)] {
+        let (mut send, _driver) =
+            mtls_tests::h2_client::<http_body_util::Empty<bytes::Bytes>>(client, server.addr).await;
+        for method in METHODS {
+            for (hidden, missing) in [
+                ("/billing", "/missing"),
+                ("/billing/", "/missing/"),
+                ("/attribute", "/missing"),
+            ] {
+                if hidden == "/attribute" && !matches!(method, "GET" | "HEAD") {
+                    continue; // the attribute hides the handler's own methods only
+                }
+                let got = h2_raw(&mut send, method, hidden).await;
+                let want = h2_raw(&mut send, method, missing).await;
+                assert_eq!(got, want, "{who} {method} {hidden}");
+                assert!(got.starts_with("404"), "{got}");
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_handler_hidden_by_the_attribute_answers_its_own_methods_as_a_missing_route() {
     // The attribute guards the handler, so it hides the methods the handler serves (GET, and
