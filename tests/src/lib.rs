@@ -348,3 +348,26 @@ pub async fn closed_within<S: tokio::io::AsyncRead + Unpin>(
         .ok()
         .map(|()| started.elapsed())
 }
+
+/// Starts `n` gRPC calls to `path` on `send`, each a 4 MiB message that never finishes; abort the
+/// returned tasks to end them.
+pub fn unfinished_grpc_calls(
+    send: &hyper::client::conn::http2::SendRequest<GrpcPrefixed>,
+    path: &str,
+    n: usize,
+) -> Vec<JoinHandle<()>> {
+    (0..n)
+        .map(|_| {
+            let mut send = send.clone();
+            let request = http::Request::post(format!("https://localhost{path}"))
+                .header("content-type", "application/grpc")
+                .header("te", "trailers")
+                .body(GrpcPrefixed::new(4 << 20, (4 << 20) - 1))
+                .unwrap();
+            tokio::spawn(async move {
+                send.ready().await.unwrap();
+                let _ = send.send_request(request).await;
+            })
+        })
+        .collect()
+}

@@ -106,32 +106,26 @@ async fn keep_alive_get<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>
     String::from_utf8_lossy(&got).into_owned()
 }
 
-#[tokio::test]
-async fn a_rustls_client_cannot_resume_past_the_leaf_expiry() {
-    let pki = Pki::new();
-    let server = server(&pki).await;
-    let leaf = short_lived(&pki.ca, 5);
-    // One client configuration: rustls keeps the tickets it gets and resumes with them.
-    let client = TestClient::new(&pki.ca).with_cert(&leaf);
+/// Serves `/` with `client` on a full handshake, then on a resumed one (so the test below
+/// really resumes), waits until `end` has passed, and resumes once more: what that got
+/// (nothing, when the session was refused).
+async fn resume_after(client: &TestClient, server: &Server, end: SystemTime) -> Vec<u8> {
     let resumed = |tls: &tokio_rustls::client::TlsStream<TcpStream>| {
         tls.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed)
     };
-
     let mut first = client.connect(server.addr).await.unwrap();
     assert!(!resumed(&first));
     assert!(keep_alive_get(&mut first).await.contains("200 OK"));
     drop(first);
-    // While the leaf is valid, resumption works: the test below really resumes.
     let mut second = client.connect(server.addr).await.unwrap();
-    assert!(resumed(&second));
+    assert!(
+        resumed(&second),
+        "the client did not resume: the test would prove nothing"
+    );
     assert!(keep_alive_get(&mut second).await.contains("200 OK"));
     drop(second);
 
-    tokio::time::sleep(until(
-        leaf.identity().not_after(),
-        Duration::from_millis(1200),
-    ))
-    .await;
+    tokio::time::sleep(until(end, Duration::from_millis(1200))).await;
     let mut third = client.connect(server.addr).await.unwrap();
     assert!(resumed(&third));
     let _ = third
@@ -143,6 +137,32 @@ async fn a_rustls_client_cannot_resume_past_the_leaf_expiry() {
         closed.is_ok(),
         "the resumed connection was neither answered nor closed"
     );
+    answer
+}
+
+/// A keep-alive connection presenting `cert`, served once, is closed by the server after `end`
+/// (and not before), within 5 s of it.
+async fn closed_after(server: &Server, pki: &Pki, cert: &TestCert, end: SystemTime) {
+    let mut tls = TestClient::new(&pki.ca)
+        .with_cert(cert)
+        .connect(server.addr)
+        .await
+        .unwrap();
+    assert!(keep_alive_get(&mut tls).await.contains("200 OK"));
+    let closed = mtls_tests::closed_within(&mut tls, until(end, Duration::from_secs(5))).await;
+    assert!(closed.is_some(), "still open 5 s after the end");
+    // Not before it (X.509 times are whole seconds).
+    assert!(SystemTime::now() >= end);
+}
+
+#[tokio::test]
+async fn a_rustls_client_cannot_resume_past_the_leaf_expiry() {
+    let pki = Pki::new();
+    let server = server(&pki).await;
+    let leaf = short_lived(&pki.ca, 5);
+    // One client configuration: rustls keeps the tickets it gets and resumes with them.
+    let client = TestClient::new(&pki.ca).with_cert(&leaf);
+    let answer = resume_after(&client, &server, leaf.identity().not_after()).await;
     assert!(
         answer.is_empty(),
         "a resumed session past its leaf's end was answered: {:?}",
@@ -170,29 +190,7 @@ async fn a_session_cannot_be_resumed_past_its_intermediates_expiry() {
     let leaf = intermediate.leaf().common_name("long-leaf").build();
     let (_, intermediate_end) = mtls_core::identity::validity_of(leaf.chain()[1].as_ref()).unwrap();
     let client = TestClient::new(&pki.ca).with_cert(&leaf);
-    let resumed = |tls: &tokio_rustls::client::TlsStream<TcpStream>| {
-        tls.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed)
-    };
-    let mut first = client.connect(server.addr).await.unwrap();
-    assert!(keep_alive_get(&mut first).await.contains("200 OK"));
-    drop(first);
-    let mut second = client.connect(server.addr).await.unwrap();
-    assert!(resumed(&second));
-    assert!(keep_alive_get(&mut second).await.contains("200 OK"));
-    drop(second);
-
-    tokio::time::sleep(until(intermediate_end, Duration::from_millis(1200))).await;
-    let mut third = client.connect(server.addr).await.unwrap();
-    assert!(resumed(&third));
-    let _ = third
-        .write_all(b"GET / HTTP/1.1\r\nhost: localhost\r\n\r\n")
-        .await;
-    let mut answer = Vec::new();
-    let closed = tokio::time::timeout(Duration::from_secs(5), third.read_to_end(&mut answer)).await;
-    assert!(
-        closed.is_ok(),
-        "the resumed connection was neither answered nor closed"
-    );
+    let answer = resume_after(&client, &server, intermediate_end).await;
     assert!(
         answer.is_empty(),
         "a resumed session past its intermediate's end was answered: {:?}",
@@ -205,17 +203,7 @@ async fn a_keep_alive_http1_connection_is_closed_when_the_leaf_expires() {
     let pki = Pki::new();
     let server = server(&pki).await;
     let leaf = short_lived(&pki.ca, 3);
-    let mut tls = TestClient::new(&pki.ca)
-        .with_cert(&leaf)
-        .connect(server.addr)
-        .await
-        .unwrap();
-    assert!(keep_alive_get(&mut tls).await.contains("200 OK"));
-    let end = leaf.identity().not_after();
-    let closed = mtls_tests::closed_within(&mut tls, until(end, Duration::from_secs(5))).await;
-    assert!(closed.is_some(), "still open 5 s after the leaf expired");
-    // Not before its end (X.509 seconds: the leaf ends at a whole second).
-    assert!(SystemTime::now() >= end);
+    closed_after(&server, &pki, &leaf, leaf.identity().not_after()).await;
 }
 
 #[tokio::test]
@@ -231,19 +219,7 @@ async fn a_connection_is_closed_when_an_intermediate_expires_before_the_leaf() {
     // The leaf itself is good for 30 days.
     let leaf = intermediate.leaf().common_name("long-leaf").build();
     let (_, intermediate_end) = mtls_core::identity::validity_of(leaf.chain()[1].as_ref()).unwrap();
-    let mut tls = TestClient::new(&pki.ca)
-        .with_cert(&leaf)
-        .connect(server.addr)
-        .await
-        .unwrap();
-    assert!(keep_alive_get(&mut tls).await.contains("200 OK"));
-    let closed =
-        mtls_tests::closed_within(&mut tls, until(intermediate_end, Duration::from_secs(5))).await;
-    assert!(
-        closed.is_some(),
-        "still open 5 s after the intermediate expired"
-    );
-    assert!(SystemTime::now() >= intermediate_end);
+    closed_after(&server, &pki, &leaf, intermediate_end).await;
 }
 
 #[tokio::test]
@@ -261,19 +237,7 @@ async fn a_connection_is_closed_when_the_crls_next_update_passes() {
     assert_eq!(config.revocation_valid_until(), Some(next_update));
     let server = Server::start(config, app()).await;
     let leaf = pki.ca.leaf().common_name("long-leaf").build();
-    let mut tls = TestClient::new(&pki.ca)
-        .with_cert(&leaf)
-        .connect(server.addr)
-        .await
-        .unwrap();
-    assert!(keep_alive_get(&mut tls).await.contains("200 OK"));
-    let closed =
-        mtls_tests::closed_within(&mut tls, until(next_update, Duration::from_secs(5))).await;
-    assert!(
-        closed.is_some(),
-        "still open 5 s after the CRL's nextUpdate"
-    );
-    assert!(SystemTime::now() >= next_update);
+    closed_after(&server, &pki, &leaf, next_update).await;
 }
 
 #[tokio::test]

@@ -547,20 +547,13 @@ async fn tonic_unary_calls_with_unfinished_4_mib_messages_are_held_to_the_budget
     let mut calls = Vec::new();
     for _ in 0..3 {
         let (send, _driver) = h2_client::<GrpcPrefixed>(&pki, server.addr).await;
-        for _ in 0..100 {
-            let mut send = send.clone();
-            // The header's length says 4 MiB; the bytes (all 'x') are not a valid protobuf, which
-            // tonic would only find out once the message is complete.
-            let request = http::Request::post("https://localhost/greeter.Greeter/SayHello")
-                .header("content-type", "application/grpc")
-                .header("te", "trailers")
-                .body(GrpcPrefixed::new(4 << 20, (4 << 20) - 1))
-                .unwrap();
-            calls.push(tokio::spawn(async move {
-                send.ready().await.unwrap();
-                let _ = send.send_request(request).await;
-            }));
-        }
+        // The header's length says 4 MiB; the bytes are not a valid protobuf, which tonic
+        // would only find out once the message is complete.
+        calls.extend(mtls_tests::unfinished_grpc_calls(
+            &send,
+            "/greeter.Greeter/SayHello",
+            100,
+        ));
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
     let growth_mib = mtls_tests::rss_kib().unwrap().saturating_sub(before) / 1024;
