@@ -115,7 +115,8 @@ impl ClientCert {
 
     /// The end of this certificate's authority: the earliest `notAfter` of the leaf and of the
     /// other certificates of its chain that were valid when it was built
-    /// ([`ClientIdentity::valid_until`]).
+    /// ([`ClientIdentity::valid_until`]); for a forwarded certificate, of every certificate
+    /// forwarded with it.
     pub fn valid_until(&self) -> SystemTime {
         self.valid_until
     }

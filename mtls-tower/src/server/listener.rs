@@ -735,27 +735,24 @@ async fn connection(
             .map_or(cert.valid_until(), |crls| crls.min(cert.valid_until()))
     });
     if let (Some(cert), Some(until)) = (&client_cert, vouched_until) {
-        // Security: a resumed session's chain is verified again, now, by the verifier of the
-        // configuration that resumed it (dates of every certificate on the path, CRLs, EKU):
-        // an intermediate that expired since the full handshake is caught here, which the
-        // dates alone cannot tell from an unused extra certificate.
+        // Security: rustls verifies a chain only in a full handshake. A resumed session (TLS 1.3
+        // ticket, TLS 1.2 session ID) brings back the stored chain unchecked, and every
+        // resumption hands out a new ticket: without this, an expired certificate would keep
+        // its access for ever. So a resumed chain is verified again, now, by the verifier of the
+        // configuration that resumed it (every certificate's dates on the path, CRLs, EKU: an
+        // intermediate that expired since cannot be told from an unused extra certificate by
+        // dates alone), and no connection is served past what its handshake vouched for.
+        // Refused before any request is read; the client's next full handshake gets rustls's
+        // own refusal. (After a full handshake this refuses nothing but a clock that jumped.)
+        let now = SystemTime::now();
         let resumed = matches!(
             tls.get_ref().1.handshake_kind(),
             Some(rustls::HandshakeKind::Resumed)
         );
-        if resumed && !chain_still_verifies(cert, used.verifier.as_deref()) {
-            refuse_resumed(tls, peer, cert).await;
-            return;
-        }
-        // Security: rustls verifies a chain only in a full handshake. A resumed session (TLS 1.3
-        // ticket, TLS 1.2 session ID) brings back the chain stored with it, unchecked, and every
-        // resumption hands out a new ticket: without this check, a certificate that expired
-        // would keep its access for ever. Refused here, before any request is read; the client's
-        // next full handshake gets `certificate_expired` (or, past the CRLs' `nextUpdate`, an
-        // expired-CRL refusal) from rustls. (A full handshake has just verified all of this, so
-        // this refuses nothing else but a clock that jumped.)
-        let now = SystemTime::now();
-        if !cert.is_current_at(now) || now > until {
+        if (resumed && !chain_still_verifies(cert, used.verifier.as_deref()))
+            || !cert.is_current_at(now)
+            || now > until
+        {
             refuse_resumed(tls, peer, cert).await;
             return;
         }
@@ -818,7 +815,7 @@ async fn refuse_resumed(mut tls: TlsStream<TcpStream>, peer: SocketAddr, cert: &
             resumed = matches!(tls.get_ref().1.handshake_kind(), Some(rustls::HandshakeKind::Resumed)),
             subject = cert.subject().as_str(),
             fingerprint = %cert.fingerprint_sha256(),
-            "closing connection: what its handshake vouched for has ended (the client certificate, its chain or the CRLs expired; a resumed TLS session outlived it)"
+            "closing connection before any request: its client certificate, an intermediate or the CRLs have expired, or a resumed TLS session's chain no longer verifies"
         );
     }
     let _ = tokio::time::timeout(LINGER, tls.shutdown()).await;

@@ -516,14 +516,13 @@ const HEAD_UNSTAMPED: u64 = u64::MAX - 1;
 #[cfg_attr(not(feature = "axum"), allow(dead_code))]
 pub(crate) struct Activity {
     started: Instant,
-    /// When the client certificate's authority ends ([`ClientCert::valid_until`]): the
-    /// connection closes then, whatever its other deadlines.
+    /// When the client certificate's authority ends ([`ClientCert::valid_until`]), on the
+    /// monotonic clock and on the wall clock: the connection closes then, whatever its other
+    /// deadlines; the wall clock catches a clock stepped forward (or a suspended host) the next
+    /// time the driver looks at its deadlines (at least every idle timeout).
     ///
     /// [`ClientCert::valid_until`]: crate::ClientCert::valid_until
-    certificate_ends: Option<Instant>,
-    /// The same end on the wall clock: a clock stepped forward (or a suspended host) is caught
-    /// the next time the driver looks at its deadlines (at least every idle timeout).
-    certificate_ends_wall: Option<std::time::SystemTime>,
+    certificate_ends: Option<(Instant, std::time::SystemTime)>,
     in_flight: AtomicU32,
     requests: AtomicU64,
     /// Milliseconds after `started` at which the connection last became idle (no request in
@@ -547,7 +546,6 @@ impl Activity {
         Activity {
             started: Instant::now(),
             certificate_ends: None,
-            certificate_ends_wall: None,
             in_flight: AtomicU32::new(0),
             requests: AtomicU64::new(0),
             idle_since_ms: AtomicU64::new(0),
@@ -560,15 +558,14 @@ impl Activity {
     /// The connection must end at `at` (its client certificate's end, on both clocks), if not
     /// before.
     pub(crate) fn ending_at(mut self, at: Option<(Instant, std::time::SystemTime)>) -> Activity {
-        self.certificate_ends = at.map(|(instant, _)| instant);
-        self.certificate_ends_wall = at.map(|(_, wall)| wall);
+        self.certificate_ends = at;
         self
     }
 
     /// When the client certificate's authority ends, if it has one.
     #[cfg_attr(not(feature = "axum"), allow(dead_code))]
     pub(crate) fn certificate_ends(&self) -> Option<Instant> {
-        self.certificate_ends
+        self.certificate_ends.map(|(instant, _)| instant)
     }
 
     /// Bytes while idle do not start a request head (HTTP/2: pings, window updates).
@@ -653,10 +650,10 @@ impl Activity {
                 }
             }
         };
-        earliest(self.certificate_ends, Expiry::CertificateEnded);
+        earliest(self.certificate_ends(), Expiry::CertificateEnded);
         if self
-            .certificate_ends_wall
-            .is_some_and(|end| std::time::SystemTime::now() > end)
+            .certificate_ends
+            .is_some_and(|(_, wall)| std::time::SystemTime::now() > wall)
         {
             return (now, Expiry::CertificateEnded);
         }
