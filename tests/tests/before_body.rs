@@ -113,7 +113,7 @@ impl Greeter for Guarded {
         }))
     }
 
-    #[require_cert(san = "*.billing.internal")]
+    #[require_cert(san = "*.ops.internal")]
     async fn set_greeting(
         &self,
         _request: tonic::Request<SetGreetingRequest>,
@@ -142,8 +142,18 @@ async fn unfinished_call(
     server: &Server,
     patience: Duration,
 ) -> Option<String> {
+    unfinished_call_to(client, server, "/greeter.Greeter/SayHello", patience).await
+}
+
+/// [`unfinished_call`] to another method.
+async fn unfinished_call_to(
+    client: &TestClient,
+    server: &Server,
+    path: &str,
+    patience: Duration,
+) -> Option<String> {
     let (mut send, _driver) = mtls_tests::h2_client::<GrpcPrefixed>(client, server.addr).await;
-    let request = http::Request::post("https://localhost/greeter.Greeter/SayHello")
+    let request = http::Request::post(format!("https://localhost{path}"))
         .header("content-type", "application/grpc")
         .header("te", "trailers")
         .body(GrpcPrefixed::new(4 << 20, 1000))
@@ -181,6 +191,30 @@ async fn behind_guard_methods_a_rejected_call_is_answered_before_its_message_is_
     let anonymous = TestClient::new(&pki.ca);
     let answer = unfinished_call(&anonymous, &server, Duration::from_secs(3)).await;
     assert_eq!(answer.as_deref(), Some("200 OK grpc-status Some(\"16\")"));
+}
+
+#[tokio::test]
+async fn behind_guard_methods_each_route_is_judged_by_its_own_methods_policy() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    // SayHello admits billing, SetGreeting only ops: the billing caller's unfinished SayHello
+    // waits for its message (allowed), its SetGreeting is denied at once.
+    let pki = Pki::new();
+    let server = grpc_server(&pki, true).await;
+    let billing =
+        TestClient::new(&pki.ca).with_cert(&pki.ca.leaf().dns("api.billing.internal").build());
+    let say_hello = unfinished_call(&billing, &server, Duration::from_secs(1)).await;
+    assert_eq!(say_hello, None);
+    let set_greeting = unfinished_call_to(
+        &billing,
+        &server,
+        "/greeter.Greeter/SetGreeting",
+        Duration::from_secs(3),
+    )
+    .await;
+    assert_eq!(
+        set_greeting.as_deref(),
+        Some("200 OK grpc-status Some(\"7\")")
+    );
 }
 
 #[tokio::test]
