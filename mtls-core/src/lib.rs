@@ -36,7 +36,9 @@
 //! - `serde`: `Policy` implements `Deserialize`, to load policies from TOML, JSON, YAML, ...
 //! - `testing`: [`testing`], a small rcgen-based test PKI for your own tests.
 
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+// docs.rs (`--cfg docsrs`, nightly): a badge on each item that needs a feature. `doc_cfg` took
+// over `doc_auto_cfg` (removed in Rust 1.92) and marks feature-gated items by itself.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod dns;
 pub mod email;
@@ -78,3 +80,8 @@ pub(crate) fn truncate_for_display(s: &str) -> String {
     }
     format!("{}... ({} bytes)", &s[..end], s.len())
 }
+
+/// This crate's README (its crates.io page), compiled and run as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

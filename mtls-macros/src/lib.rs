@@ -1,86 +1,69 @@
 //! `#[require_cert(..)]`: per-route client-certificate policies for axum handlers and tonic service
-//! methods, checked at compile time. Use it through `mtls_tower::require_cert` (feature `macros`, on by default).
+//! methods, checked at compile time.
 //!
-//! ```
-//! use axum::{routing::get, Router};
-//! use http::{Request, StatusCode};
-//! use mtls_core::testing::TestCa;
-//! use mtls_tower::{require_cert, ClientCert, RequestClientCertExt};
-//! use tower::ServiceExt;
+//! This is the procedural-macro half of [mtls-tower](https://docs.rs/mtls-tower). Do not depend
+//! on it directly: use the attribute as `mtls_tower::require_cert` (mtls-tower's feature
+//! `macros`, on by default). The code it generates calls into mtls-tower, at exactly the same
+//! version, and the example on mtls-tower's `require_cert` page is compiled and run as a test
+//! there. The full syntax is on [`require_cert`] below, shown on both pages.
 //!
-//! #[require_cert(san = "*.billing.internal", not(ou = "contractors"))]
-//! async fn invoices(cert: ClientCert) -> String {
-//!     format!("invoices for {}", cert.subject())
-//! }
-//!
-//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-//! let app = Router::new().route("/invoices", get(invoices));
-//! let ca = TestCa::new("Example CA");
-//! let call = |id| {
-//!     let app = app.clone();
-//!     async move {
-//!         let req = Request::get("/invoices").with_client_cert(id).body(axum::body::Body::empty()).unwrap();
-//!         app.oneshot(req).await.unwrap().status()
-//!     }
-//! };
-//! assert_eq!(call(ca.leaf().dns("api.billing.internal").build().identity()).await, StatusCode::OK);
-//! assert_eq!(call(ca.leaf().dns("www.web.internal").build().identity()).await, StatusCode::FORBIDDEN);
-//! # });
-//! ```
-//!
-//! # Syntax
-//! - `key = "value"`: one rule; the keys are mtls-core's (`san`, `uri`, `uri_prefix`, `spiffe`,
-//!   `trust_domain`, `spiffe_path_prefix`, `ip`, `email`, `cn`, `o`, `ou`, `subject`, `issuer`,
-//!   `issuer_cn`, `eku`, `oid`, `cert_policy`, `fingerprint`, `serial`);
-//! - `key = ["a", "b"]`: any of the values;
-//! - `any(..)`, `all(..)`, `not(..)`: combinators (items inside `not` are ANDed first);
-//! - top-level items are ANDed; `#[require_cert]` alone admits any verified certificate;
-//! - `policy = path::to::f`: a `fn() -> Policy` from your code, ANDed with the rest;
-//! - `deny = "not_found"`: answer every rejection (a denial, no certificate) with axum's own 404
-//!   for a missing route; `shadow`: log, do not enforce.
-//!
-//! Every literal is checked at compile time by the parser the runtime uses; a mistake is a
-//! compile error pointing at the literal. Unknown and duplicate keys, and empty `any()` / `all()`
-//! / `not()` / lists, are errors too.
-//!
-//! # What it generates
-//! One extractor parameter is put first in the signature; the rest of the function (parameters,
-//! return type, generics, attributes, docs, visibility) is emitted unchanged. The extractor reads
-//! the request's `ClientCert`, the one the server put there from the TLS handshake, and answers
-//! 401 without one (or with one past its validity) and 403 when the policy denies (404 for both
-//! with `deny = "not_found"`), with the same bodies, rejection extension and log event as
-//! `RequireClientCertLayer`. The policy is built once, on first use. A route's attribute adds to
-//! any router-wide layer and cannot weaken it. Place it above `#[debug_handler]`.
-//!
-//! The extractor comes first, so the decision is made on the request head: a body extractor
-//! (`Bytes`, `Json`, ...) after it never runs for a rejected caller, and nothing of the body is
-//! read. `deny = "not_found"` hides the methods the handler serves; a method the route does
-//! not serve never reaches the handler and gets axum's 405. To hide a route for every method,
-//! wrap its `MethodRouter` in `RequireClientCertLayer::deny_as_not_found` and `route_service`
-//! (see that method's docs).
-//!
-//! # On tonic service methods
-//! A method taking `&self` is guarded as a tonic service method: `async fn m(&self, request:
-//! tonic::Request<T>) -> Result<tonic::Response<U>, tonic::Status>` (`T` a `tonic::Streaming<..>`
-//! and `U` a stream for the streaming shapes), inside a
-//! `#[tonic::async_trait]` impl (as tonic-build generates the traits) or as a plain `async fn`.
-//! Same keys, same compile-time checks; the check runs first in the body and returns
-//! `Err(Status::unauthenticated(..))` without a certificate, `Err(Status::permission_denied(..))`
-//! on a denial. The attribute also registers the method's policy (at link time, under
-//! `<Impl as Trait>::method`), so that `mtls_tower::grpc::guard_methods` around the generated
-//! server decides it on the request head, before tonic decodes the message; `policy =
-//! Self::..` is therefore an error there (name the type instead). `deny = "not_found"` is a
-//! compile error on methods: a method cannot pass for a missing one (the layer's
-//! `deny_as_not_found` can). Needs mtls-tower's `tonic` feature; without it the compile error
-//! says so. See `mtls_tower::grpc`.
+//! Every policy literal is parsed at compile time by mtls-core, the parser the runtime uses, so
+//! a literal that compiles is one the runtime accepts, and a mistake is a compile error pointing
+//! at the literal.
 
 mod attr;
 mod expand;
 
 use proc_macro::TokenStream;
 
-/// Requires a verified client certificate that satisfies a policy before the handler runs.
-/// See the [crate docs](crate) for the syntax.
+/// The reference of `#[require_cert(..)]`: it requires a verified client certificate that
+/// satisfies a policy before an axum handler or a tonic service method runs.
+///
+/// # Syntax
+/// - `key = "value"`: one rule; the keys are mtls-core's (`san`, `uri`, `uri_prefix`, `spiffe`,
+///   `trust_domain`, `spiffe_path_prefix`, `ip`, `email`, `cn`, `o`, `ou`, `subject`, `issuer`,
+///   `issuer_cn`, `eku`, `oid`, `cert_policy`, `fingerprint`, `serial`);
+/// - `key = ["a", "b"]`: any of the values;
+/// - `any(..)`, `all(..)`, `not(..)`: combinators (items inside `not` are ANDed first);
+/// - top-level items are ANDed; `#[require_cert]` alone admits any verified certificate;
+/// - `policy = path::to::f`: a `fn() -> Policy` from your code, ANDed with the rest;
+/// - `deny = "not_found"`: answer every rejection (a denial, no certificate) with axum's own 404
+///   for a missing route; `shadow`: log, do not enforce.
+///
+/// Every literal is checked at compile time by the parser the runtime uses; a mistake is a
+/// compile error pointing at the literal. Unknown and duplicate keys, and empty `any()` / `all()`
+/// / `not()` / lists, are errors too.
+///
+/// # What it generates
+/// One extractor parameter is put first in the signature; the rest of the function (parameters,
+/// return type, generics, attributes, docs, visibility) is emitted unchanged. The extractor reads
+/// the request's `ClientCert`, the one the server put there from the TLS handshake, and answers
+/// 401 without one (or with one past its validity) and 403 when the policy denies (404 for both
+/// with `deny = "not_found"`), with the same bodies, rejection extension and log event as
+/// `RequireClientCertLayer`. The policy is built once, on first use. A route's attribute adds to
+/// any router-wide layer and cannot weaken it. Place it above `#[debug_handler]`.
+///
+/// The extractor comes first, so the decision is made on the request head: a body extractor
+/// (`Bytes`, `Json`, ...) after it never runs for a rejected caller, and nothing of the body is
+/// read. `deny = "not_found"` hides the methods the handler serves; a method the route does
+/// not serve never reaches the handler and gets axum's 405. To hide a route for every method,
+/// wrap its `MethodRouter` in `RequireClientCertLayer::deny_as_not_found` and `route_service`
+/// (see that method's docs).
+///
+/// # On tonic service methods
+/// A method taking `&self` is guarded as a tonic service method: `async fn m(&self, request:
+/// tonic::Request<T>) -> Result<tonic::Response<U>, tonic::Status>` (`T` a `tonic::Streaming<..>`
+/// and `U` a stream for the streaming shapes), inside a
+/// `#[tonic::async_trait]` impl (as tonic-build generates the traits) or as a plain `async fn`.
+/// Same keys, same compile-time checks; the check runs first in the body and returns
+/// `Err(Status::unauthenticated(..))` without a certificate, `Err(Status::permission_denied(..))`
+/// on a denial. The attribute also registers the method's policy (at link time, under
+/// `<Impl as Trait>::method`), so that `mtls_tower::grpc::guard_methods` around the generated
+/// server decides it on the request head, before tonic decodes the message; `policy =
+/// Self::..` is therefore an error there (name the type instead). `deny = "not_found"` is a
+/// compile error on methods: a method cannot pass for a missing one (the layer's
+/// `deny_as_not_found` can). Needs mtls-tower's `tonic` feature; without it the compile error
+/// says so. See `mtls_tower::grpc`.
 #[proc_macro_attribute]
 pub fn require_cert(args: TokenStream, item: TokenStream) -> TokenStream {
     let original = proc_macro2::TokenStream::from(item.clone());

@@ -105,7 +105,9 @@
 //! - `testing`: [`testing`], the test PKI and an HTTPS test client that presents a chosen
 //!   client certificate.
 
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+// docs.rs (`--cfg docsrs`, nightly): a badge on each item that needs a feature. `doc_cfg` took
+// over `doc_auto_cfg` (removed in Rust 1.92) and marks feature-gated items by itself.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod cert;
 #[cfg(feature = "axum")]
@@ -141,9 +143,38 @@ pub use server::{
 pub use mtls_core;
 
 pub use mtls_core::{ClientIdentity, Decision, DenyReason, Policy, PolicyError};
-/// `#[require_cert(..)]`: per-handler certificate policies, checked at compile time (feature
-/// `macros`). See [`mtls_macros`](https://docs.rs/mtls-macros) for the syntax.
+/// `#[require_cert(..)]`: a per-handler (or per-gRPC-method) client-certificate policy whose
+/// literals are checked at compile time (feature `macros`, on by default).
+///
+/// ```
+/// use axum::{routing::get, Router};
+/// use http::{Request, StatusCode};
+/// use mtls_core::testing::TestCa;
+/// use mtls_tower::{require_cert, ClientCert, RequestClientCertExt};
+/// use tower::ServiceExt;
+///
+/// #[require_cert(san = "*.billing.internal", not(ou = "contractors"))]
+/// async fn invoices(cert: ClientCert) -> String {
+///     format!("invoices for {}", cert.subject())
+/// }
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let app = Router::new().route("/invoices", get(invoices));
+/// let ca = TestCa::new("Example CA");
+/// let call = |id| {
+///     let app = app.clone();
+///     async move {
+///         let req = Request::get("/invoices").with_client_cert(id).body(axum::body::Body::empty()).unwrap();
+///         app.oneshot(req).await.unwrap().status()
+///     }
+/// };
+/// assert_eq!(call(ca.leaf().dns("api.billing.internal").build().identity()).await, StatusCode::OK);
+/// assert_eq!(call(ca.leaf().dns("www.web.internal").build().identity()).await, StatusCode::FORBIDDEN);
+/// # });
+/// ```
+///
 #[cfg(feature = "macros")]
+#[doc(inline)]
 pub use mtls_macros::require_cert;
 
 #[cfg(feature = "testing")]
@@ -158,7 +189,7 @@ pub mod deploying {
 #[cfg(test)]
 mod tests;
 
-/// The workspace README's Rust examples, compiled (and run, unless marked `no_run`) as doc tests.
+/// This crate's README (its crates.io page), compiled as a doc test.
 #[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
+#[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;

@@ -371,3 +371,16 @@ pub fn unfinished_grpc_calls(
         })
         .collect()
 }
+
+/// The workspace README's Rust examples, compiled (and run, unless marked `no_run`) as doc tests.
+/// They live here, in a crate that is never published, because the README is outside every
+/// published package.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct WorkspaceReadmeDoctests;
+
+/// mtls-macros' README, compiled as a doc test here: its example needs mtls-tower, which
+/// mtls-macros cannot depend on (mtls-tower depends on it).
+#[cfg(doctest)]
+#[doc = include_str!("../../mtls-macros/README.md")]
+pub struct MacrosReadmeDoctests;
