@@ -6,6 +6,8 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+#[cfg(feature = "axum")]
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
@@ -61,6 +63,9 @@ pub struct MtlsListener {
     /// Until the first `accept`, which starts the accept loop inside the runtime.
     pending: Option<TcpListener>,
     running: Option<Running>,
+    /// Set once the "served without `MtlsMakeService`" warning was logged (see `MtlsStream`).
+    #[cfg(feature = "axum")]
+    pub(crate) warned_unread_cert: Arc<AtomicBool>,
 }
 
 struct Running {
@@ -318,6 +323,8 @@ impl MtlsListenerBuilder {
             http: self.http,
             pending: Some(self.tcp),
             running: None,
+            #[cfg(feature = "axum")]
+            warned_unread_cert: Arc::new(AtomicBool::new(false)),
         })
     }
 }
@@ -907,6 +914,16 @@ pub struct MtlsStream {
     closed_by_reload: bool,
     /// Under `serve`: bytes received start the request-header timer.
     activity: Option<Arc<Activity>>,
+    /// Accepted through `axum::serve`'s `Listener`: at the first read, warn (once per listener)
+    /// if nothing took the certificate first. That is `axum::serve(listener, app)` without
+    /// `MtlsMakeService`, which compiles, handshakes, verifies the certificate and then answers
+    /// 401 to every request, since no request carries the `ClientCert`. It fails closed, but
+    /// the layer's "no verified client certificate" points the wrong way; this says why.
+    #[cfg(feature = "axum")]
+    unread_cert_warning: Option<Arc<AtomicBool>>,
+    /// `client_cert()` or `into_parts()` was called: whoever serves the stream has the certificate.
+    #[cfg(feature = "axum")]
+    cert_taken: AtomicBool,
     /// Its place in the listener's connection count, freed when the stream is dropped.
     _slot: ConnSlot,
 }
@@ -925,6 +942,10 @@ impl MtlsStream {
             closer,
             closed_by_reload: false,
             activity,
+            #[cfg(feature = "axum")]
+            unread_cert_warning: None,
+            #[cfg(feature = "axum")]
+            cert_taken: AtomicBool::new(false),
             _slot: slot,
         }
     }
@@ -932,7 +953,16 @@ impl MtlsStream {
     /// The verified client certificate, parsed once for this connection; `None` when the client
     /// sent none (possible only with optional client authentication).
     pub fn client_cert(&self) -> Option<&ClientCert> {
+        #[cfg(feature = "axum")]
+        self.cert_taken.store(true, Ordering::Relaxed);
         self.client_cert.as_ref()
+    }
+
+    /// Accepted by `axum::serve`: warn through `warned` if the stream is read before anything
+    /// asked for its certificate.
+    #[cfg(feature = "axum")]
+    pub(crate) fn warn_if_certificate_unread(&mut self, warned: Arc<AtomicBool>) {
+        self.unread_cert_warning = Some(warned);
     }
 
     /// The TLS stream.
@@ -969,6 +999,19 @@ impl AsyncRead for MtlsStream {
     ) -> Poll<io::Result<()>> {
         if self.closed_by_reload {
             return Poll::Ready(Ok(()));
+        }
+        #[cfg(feature = "axum")]
+        if let Some(warned) = self.unread_cert_warning.take() {
+            if !self.cert_taken.load(Ordering::Relaxed) && !warned.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    target: "mtls_tower::listener",
+                    "MtlsListener is served by axum::serve without MtlsMakeService: its requests \
+                     carry no ClientCert, so RequireClientCertLayer and #[require_cert] answer 401 \
+                     to every client, verified or not. Serve it with \
+                     `mtls_tower::serve(listener, app)` or \
+                     `axum::serve(listener, MtlsMakeService::new(app))`"
+                );
+            }
         }
         if let Some(closer) = &mut self.closer {
             if closer.as_mut().poll(cx).is_ready() {

@@ -76,12 +76,21 @@ impl<S: Clone> Service<IncomingStream<'_, MtlsListener>> for MtlsMakeService<S> 
     }
 }
 
+/// For `axum::serve(listener, MtlsMakeService::new(app))`. **Not** `axum::serve(listener, app)`:
+/// that compiles and verifies certificates at the handshake, but axum's own make-service drops
+/// them, so every request reaches your app without a [`ClientCert`](crate::ClientCert) and the
+/// layer answers 401. The listener notices (nothing asked for the stream's certificate before its
+/// first read) and logs a warning naming the fix, once per listener. [`serve`] needs no wrapper.
 impl axum::serve::Listener for MtlsListener {
     type Io = MtlsStream;
     type Addr = std::net::SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        MtlsListener::accept(self).await
+        let (mut stream, addr) = MtlsListener::accept(self).await;
+        // `axum::serve` hands the stream to the make-service before reading it: only
+        // `MtlsMakeService` (or a make-service that asks for the certificate) takes it.
+        stream.warn_if_certificate_unread(self.warned_unread_cert.clone());
+        (stream, addr)
     }
 
     fn local_addr(&self) -> io::Result<Self::Addr> {

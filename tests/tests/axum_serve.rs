@@ -1,0 +1,136 @@
+//! `axum::serve` over an `MtlsListener`: with `MtlsMakeService` requests carry the certificate;
+//! without it (it compiles, and every request gets 401) the listener says why, once, and how to
+//! fix it. A plain TCP listener gets the layer's own 401 and no such warning.
+//!
+//! Each test runs on a current-thread runtime with a thread-local subscriber, so that its server
+//! and client log into that test's lines only.
+
+#![allow(clippy::unwrap_used)]
+
+use std::io;
+use std::sync::{Arc, Mutex};
+
+use axum::routing::get;
+use axum::Router;
+use mtls_tests::{listener, Pki};
+use mtls_tower::testing::{Outcome, TestClient};
+use mtls_tower::{ClientCert, MtlsMakeService, RequireClientCertLayer};
+use tracing::subscriber::DefaultGuard;
+
+/// What the test's subscriber wrote.
+#[derive(Clone, Default)]
+struct Lines(Arc<Mutex<Vec<u8>>>);
+
+impl io::Write for Lines {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Lines {
+    fn capture() -> (Lines, DefaultGuard) {
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        (lines, tracing::subscriber::set_default(subscriber))
+    }
+
+    fn matching(&self, text: &str) -> usize {
+        String::from_utf8_lossy(&self.0.lock().unwrap())
+            .lines()
+            .filter(|l| l.contains(text))
+            .count()
+    }
+}
+
+const WARNING: &str = "served by axum::serve without MtlsMakeService";
+
+fn app() -> Router {
+    Router::new()
+        .route(
+            "/",
+            get(|cert: ClientCert| async move { cert.subject().to_string() }),
+        )
+        .layer(RequireClientCertLayer::any_verified())
+}
+
+#[tokio::test]
+async fn axum_serve_without_mtls_make_service_warns_once_and_names_the_fix() {
+    let (lines, _guard) = Lines::capture();
+    let pki = Pki::new();
+    let listener = listener(pki.config().build().unwrap(), |b| b).await;
+    let addr = listener.local_addr();
+    // The trap: it compiles, and the handshake verifies the certificate.
+    let server = tokio::spawn(async move { axum::serve(listener, app()).await });
+
+    let client = TestClient::new(&pki.ca).with_cert(&pki.ca.leaf().common_name("alice").build());
+    for _ in 0..3 {
+        assert_eq!(client.get(addr, "/").await.status(), Some(401));
+    }
+    assert_eq!(
+        lines.matching(WARNING),
+        1,
+        "one warning for three connections"
+    );
+    assert_eq!(
+        lines.matching("mtls_tower::serve(listener, app)` or `axum::serve(listener, MtlsMakeService::new(app))"),
+        1,
+        "the warning names both fixes"
+    );
+    server.abort();
+}
+
+#[tokio::test]
+async fn axum_serve_with_mtls_make_service_serves_the_certificate_without_a_warning() {
+    let (lines, _guard) = Lines::capture();
+    let pki = Pki::new();
+    let listener = listener(pki.config().build().unwrap(), |b| b).await;
+    let addr = listener.local_addr();
+    let server =
+        tokio::spawn(async move { axum::serve(listener, MtlsMakeService::new(app())).await });
+
+    let client = TestClient::new(&pki.ca).with_cert(&pki.ca.leaf().common_name("alice").build());
+    assert_eq!(
+        client.get(addr, "/").await,
+        Outcome::Status(200, "CN=alice".into())
+    );
+    assert_eq!(lines.matching(WARNING), 0);
+    server.abort();
+}
+
+#[tokio::test]
+async fn a_plain_tcp_listener_gets_the_layers_401_and_no_listener_warning() {
+    let (lines, _guard) = Lines::capture();
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = tcp.local_addr().unwrap();
+    let server = tokio::spawn(async move { axum::serve(tcp, app()).await });
+
+    let response = http_get(addr).await;
+    assert!(response.starts_with("HTTP/1.1 401"), "{response}");
+    assert_eq!(lines.matching(WARNING), 0);
+    assert_eq!(
+        lines.matching("request rejected: no verified client certificate"),
+        1
+    );
+    server.abort();
+}
+
+/// One plaintext HTTP/1.1 request; the whole response as text.
+async fn http_get(addr: std::net::SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = Vec::new();
+    tcp.read_to_end(&mut response).await.unwrap();
+    String::from_utf8_lossy(&response).into_owned()
+}
