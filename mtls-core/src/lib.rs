@@ -34,8 +34,15 @@
 //!
 //! # Features
 //! - `serde`: `Policy` implements `Deserialize`, to load policies from TOML, JSON, YAML, ...
-//! - `testing`: [`testing`], a small rcgen-based test PKI for your own tests.
-
+//! - `testing`: [`testing`][testing-module], a small rcgen-based test PKI for your own tests.
+//!
+// The feature-gated module: an intra-doc link with the feature, docs.rs without it, so that
+// `cargo doc` is clean with any feature set.
+#![cfg_attr(feature = "testing", doc = "[testing-module]: crate::testing")]
+#![cfg_attr(
+    not(feature = "testing"),
+    doc = "[testing-module]: https://docs.rs/mtls-core/latest/mtls_core/testing/index.html"
+)]
 // docs.rs (`--cfg docsrs`, nightly): a badge on each item that needs a feature. `doc_cfg` took
 // over `doc_auto_cfg` (removed in Rust 1.92) and marks feature-gated items by itself.
 #![cfg_attr(docsrs, feature(doc_cfg))]

@@ -16,11 +16,14 @@ mod expand;
 
 use proc_macro::TokenStream;
 
+// The docs.rs link below is deliberate: rustdoc does not resolve intra-doc links from a
+// proc-macro crate into its dependencies, even when this page is inlined into mtls-tower.
 /// The reference of `#[require_cert(..)]`: it requires a verified client certificate that
 /// satisfies a policy before an axum handler or a tonic service method runs.
 ///
 /// # Syntax
-/// - `key = "value"`: one rule; the keys are mtls-core's (`san`, `uri`, `uri_prefix`, `spiffe`,
+/// - `key = "value"`: one rule; the keys are mtls-core's, listed with what each matches in
+///   [`mtls_core::policy`](https://docs.rs/mtls-core/latest/mtls_core/policy/index.html#rules) (`san`, `uri`, `uri_prefix`, `spiffe`,
 ///   `trust_domain`, `spiffe_path_prefix`, `ip`, `email`, `cn`, `o`, `ou`, `subject`, `issuer`,
 ///   `issuer_cn`, `eku`, `oid`, `cert_policy`, `fingerprint`, `serial`);
 /// - `key = ["a", "b"]`: any of the values;

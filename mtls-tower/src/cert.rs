@@ -23,7 +23,7 @@ use crate::rejection::{CertRejection, RejectionKind};
 ///
 /// A certificate speaks for its connection only while it is valid: from the leaf's `notBefore`
 /// to [`valid_until`](Self::valid_until), the earliest `notAfter` of the chain. The layer, the
-/// `#[require_cert]` guards, the extractor and [`grpc::client_cert`](crate::grpc::client_cert)
+/// `#[require_cert]` guards, the extractor and `grpc::client_cert` (feature `tonic`)
 /// answer a request that starts after that as if it had no certificate (401, `UNAUTHENTICATED`),
 /// with a [`CertificateExpired`](RejectionKind::CertificateExpired) rejection; `serve` also closes
 /// the connection then. Code that takes the extension itself (`Extension<ClientCert>`,

@@ -156,7 +156,7 @@ impl<R> RequireClientCertLayer<R> {
     /// the layer turns away cannot tell a protected route from a missing one.
     ///
     /// The default 404 is axum's own for a route that does not exist: an empty body, nothing
-    /// else (gRPC, with [`grpc`](Self::grpc): `UNIMPLEMENTED` as tonic answers for an unknown
+    /// else (gRPC, with `.grpc()` (feature `tonic`): `UNIMPLEMENTED` as tonic answers for an unknown
     /// service). If your router has a fallback of its own, answer the same with
     /// [`with_rejection_response`](Self::with_rejection_response).
     ///

@@ -98,13 +98,41 @@
 //!   `axum::serve` integration ([`serve`], [`MtlsMakeService`]).
 //! - `server` (default): [`MtlsConfig`], [`MtlsListener`], [`AddClientCert`] (tokio, rustls).
 //! - `ring` (default) / `aws-lc-rs`: the crypto provider [`MtlsConfig`] uses unless given one.
-//! - `tonic`: gRPC. [`grpc`]: rejections as gRPC statuses, the certificate in tonic handlers,
-//!   clients' deadlines ([`grpc::GrpcTimeoutLayer`]),
+//! - `tonic`: gRPC. [`grpc`][grpc-module]: rejections as gRPC statuses, the certificate in tonic
+//!   handlers, clients' deadlines ([`grpc::GrpcTimeoutLayer`][grpc-timeout]),
 //!   `#[require_cert]` on service methods; [`serve`] takes a tonic `Routes`.
 //! - `serde`: policies from configuration files.
-//! - `testing`: [`testing`], the test PKI and an HTTPS test client that presents a chosen
-//!   client certificate.
-
+//! - `testing`: [`testing`][testing-module], the test PKI and an HTTPS test client that presents
+//!   a chosen client certificate.
+//!
+//! The attribute: [`require_cert`][require-cert] (its full syntax). The policy keys, the same
+//! in code, attribute and configuration files: [`mtls_core::policy`], section "Rules".
+//!
+// Links to feature-gated modules: intra-doc links when the feature is on, docs.rs otherwise, so
+// that `cargo doc` is clean with any feature set.
+#![cfg_attr(feature = "tonic", doc = "[grpc-module]: crate::grpc")]
+#![cfg_attr(
+    feature = "tonic",
+    doc = "[grpc-timeout]: crate::grpc::GrpcTimeoutLayer"
+)]
+#![cfg_attr(
+    not(feature = "tonic"),
+    doc = "[grpc-module]: https://docs.rs/mtls-tower/latest/mtls_tower/grpc/index.html"
+)]
+#![cfg_attr(
+    not(feature = "tonic"),
+    doc = "[grpc-timeout]: https://docs.rs/mtls-tower/latest/mtls_tower/grpc/struct.GrpcTimeoutLayer.html"
+)]
+#![cfg_attr(feature = "macros", doc = "[require-cert]: crate::require_cert")]
+#![cfg_attr(
+    not(feature = "macros"),
+    doc = "[require-cert]: https://docs.rs/mtls-tower/latest/mtls_tower/attr.require_cert.html"
+)]
+#![cfg_attr(feature = "testing", doc = "[testing-module]: crate::testing")]
+#![cfg_attr(
+    not(feature = "testing"),
+    doc = "[testing-module]: https://docs.rs/mtls-tower/latest/mtls_tower/testing/index.html"
+)]
 // docs.rs (`--cfg docsrs`, nightly): a badge on each item that needs a feature. `doc_cfg` took
 // over `doc_auto_cfg` (removed in Rust 1.92) and marks feature-gated items by itself.
 #![cfg_attr(docsrs, feature(doc_cfg))]

@@ -84,6 +84,9 @@ use eval::AnyIndex;
 /// Cheap to clone (an `Arc`), `Send + Sync`, immutable once built. There is no empty policy: every
 /// constructor either makes at least one rule or returns an error, so a policy can never allow
 /// everything by accident.
+///
+/// The keys (the same in code, in `#[require_cert(..)]` and in configuration files) and what each
+/// matches: the [table in the module docs](crate::policy#rules).
 #[derive(Clone)]
 pub struct Policy {
     root: Arc<Node>,

@@ -103,7 +103,7 @@ impl axum::serve::Listener for MtlsListener {
 /// [`drain_timeout`](crate::MtlsListenerBuilder::drain_timeout)).
 ///
 /// `app` is an axum `Router` or any other HTTP service taking a [`RequestBody`]: a tonic
-/// `Routes` (gRPC, feature `tonic`; see [`grpc`](crate::grpc)), or a Tower stack around either.
+/// `Routes` (gRPC, feature `tonic`; see the `grpc` module), or a Tower stack around either.
 /// Every limit of the listener applies (see [`limits`](crate::limits)).
 ///
 /// ```no_run
