@@ -421,7 +421,10 @@ impl MtlsListener {
 
 /// Warns every six hours while the server certificate is close to expiry.
 async fn expiry_watch(cell: Arc<ConfigCell>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(6 * 3600));
+    // The first tick six hours from now, not at once: `MtlsConfig::build` (and each reload) has
+    // just warned, and a second identical warning at startup reads as two problems.
+    let period = Duration::from_secs(6 * 3600);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     loop {
         tick.tick().await;
         cell.warn_if_expiring();

@@ -1,6 +1,9 @@
+//! What a newcomer meets in the logs in the first hour.
+//!
 //! `axum::serve` over an `MtlsListener`: with `MtlsMakeService` requests carry the certificate;
 //! without it (it compiles, and every request gets 401) the listener says why, once, and how to
-//! fix it. A plain TCP listener gets the layer's own 401 and no such warning.
+//! fix it. A plain TCP listener gets the layer's own 401 and no such warning. A server
+//! certificate close to its end is reported once at startup, not twice.
 //!
 //! Each test runs on a current-thread runtime with a thread-local subscriber, so that its server
 //! and client log into that test's lines only.
@@ -12,7 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::routing::get;
 use axum::Router;
-use mtls_tests::{listener, Pki};
+use mtls_tests::{listener, Pki, Server};
 use mtls_tower::testing::{Outcome, TestClient};
 use mtls_tower::{ClientCert, MtlsMakeService, RequireClientCertLayer};
 use tracing::subscriber::DefaultGuard;
@@ -133,4 +136,23 @@ async fn http_get(addr: std::net::SocketAddr) -> String {
     let mut response = Vec::new();
     tcp.read_to_end(&mut response).await.unwrap();
     String::from_utf8_lossy(&response).into_owned()
+}
+
+#[tokio::test]
+async fn a_server_certificate_close_to_its_end_is_reported_once_at_startup() {
+    let (lines, _guard) = Lines::capture();
+    let pki = Pki::new();
+    // Every certificate "expires soon" within a 200-year window.
+    let config = pki
+        .config()
+        .expiry_warning(std::time::Duration::from_secs(200 * 365 * 86_400))
+        .build()
+        .unwrap();
+    let server = Server::start_with(listener(config, |b| b).await, app());
+    // The listener's accept loop and its six-hourly expiry watch are running once a client got in.
+    let client = TestClient::new(&pki.ca).with_cert(&pki.ca.leaf().common_name("alice").build());
+    assert_eq!(client.get(server.addr, "/").await.status(), Some(200));
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert_eq!(lines.matching("the server certificate expires soon"), 1);
+    server.stop().await.unwrap();
 }
