@@ -22,10 +22,10 @@ use proc_macro::TokenStream;
 /// satisfies a policy before an axum handler or a tonic service method runs.
 ///
 /// # Syntax
-/// - `key = "value"`: one rule; the keys are mtls-core's, listed with what each matches in
-///   [`mtls_core::policy`](https://docs.rs/mtls-core/latest/mtls_core/policy/index.html#rules) (`san`, `uri`, `uri_prefix`, `spiffe`,
-///   `trust_domain`, `spiffe_path_prefix`, `ip`, `email`, `cn`, `o`, `ou`, `subject`, `issuer`,
-///   `issuer_cn`, `eku`, `oid`, `cert_policy`, `fingerprint`, `serial`);
+/// - `key = "value"`: one rule. The keys are mtls-core's, listed with what each matches in
+///   [`mtls_core::policy`][key-table]: `san`, `uri`, `uri_prefix`, `spiffe`, `trust_domain`,
+///   `spiffe_path_prefix`, `ip`, `email`, `cn`, `o`, `ou`, `subject`, `issuer`, `issuer_cn`,
+///   `eku`, `oid`, `cert_policy`, `fingerprint`, `serial`;
 /// - `key = ["a", "b"]`: any of the values;
 /// - `any(..)`, `all(..)`, `not(..)`: combinators (items inside `not` are ANDed first);
 /// - top-level items are ANDed; `#[require_cert]` alone admits any verified certificate;
@@ -67,6 +67,8 @@ use proc_macro::TokenStream;
 /// compile error on methods: a method cannot pass for a missing one (the layer's
 /// `deny_as_not_found` can). Needs mtls-tower's `tonic` feature; without it the compile error
 /// says so. See `mtls_tower::grpc`.
+///
+/// [key-table]: https://docs.rs/mtls-core/latest/mtls_core/policy/index.html#rules
 #[proc_macro_attribute]
 pub fn require_cert(args: TokenStream, item: TokenStream) -> TokenStream {
     let original = proc_macro2::TokenStream::from(item.clone());

@@ -156,8 +156,8 @@ impl<R> RequireClientCertLayer<R> {
     /// the layer turns away cannot tell a protected route from a missing one.
     ///
     /// The default 404 is axum's own for a route that does not exist: an empty body, nothing
-    /// else (gRPC, with `.grpc()` (feature `tonic`): `UNIMPLEMENTED` as tonic answers for an unknown
-    /// service). If your router has a fallback of its own, answer the same with
+    /// else. After `.grpc()` (feature `tonic`) it is `UNIMPLEMENTED`, as tonic answers for an
+    /// unknown service. If your router has a fallback of its own, answer the same with
     /// [`with_rejection_response`](Self::with_rejection_response).
     ///
     /// Where the layer sits decides what is hidden. To hide a route for every method, wrap its

@@ -99,7 +99,7 @@
 //! - `server` (default): [`MtlsConfig`], [`MtlsListener`], [`AddClientCert`] (tokio, rustls).
 //! - `ring` (default) / `aws-lc-rs`: the crypto provider [`MtlsConfig`] uses unless given one.
 //! - `tonic`: gRPC. [`grpc`][grpc-module]: rejections as gRPC statuses, the certificate in tonic
-//!   handlers, clients' deadlines ([`grpc::GrpcTimeoutLayer`][grpc-timeout]),
+//!   handlers, clients' deadlines (`grpc::GrpcTimeoutLayer`),
 //!   `#[require_cert]` on service methods; [`serve`] takes a tonic `Routes`.
 //! - `serde`: policies from configuration files.
 //! - `testing`: [`testing`][testing-module], the test PKI and an HTTPS test client that presents
@@ -112,16 +112,8 @@
 // that `cargo doc` is clean with any feature set.
 #![cfg_attr(feature = "tonic", doc = "[grpc-module]: crate::grpc")]
 #![cfg_attr(
-    feature = "tonic",
-    doc = "[grpc-timeout]: crate::grpc::GrpcTimeoutLayer"
-)]
-#![cfg_attr(
     not(feature = "tonic"),
     doc = "[grpc-module]: https://docs.rs/mtls-tower/latest/mtls_tower/grpc/index.html"
-)]
-#![cfg_attr(
-    not(feature = "tonic"),
-    doc = "[grpc-timeout]: https://docs.rs/mtls-tower/latest/mtls_tower/grpc/struct.GrpcTimeoutLayer.html"
 )]
 #![cfg_attr(feature = "macros", doc = "[require-cert]: crate::require_cert")]
 #![cfg_attr(

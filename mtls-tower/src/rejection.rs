@@ -33,9 +33,9 @@ pub struct CertRejection {
 #[non_exhaustive]
 pub enum RejectionKind {
     /// The request carries no verified client certificate: a plaintext listener, optional client
-    /// authentication at the handshake, or a server that was never set up for mutual TLS. Also
-    /// `axum::serve(mtls_listener, app)` without `MtlsMakeService`:
-    /// then the listener logs a warning that says so.
+    /// authentication at the handshake, or a server that was never set up for mutual TLS. Or
+    /// `axum::serve(mtls_listener, app)` without `MtlsMakeService`, whose requests never carry
+    /// the certificate; the listener then logs a warning with the fix.
     MissingCertificate,
     /// The certificate does not satisfy the policy.
     PolicyDenied(DenyReason),

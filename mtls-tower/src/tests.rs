@@ -542,3 +542,50 @@ fn a_reload_warns_about_expiry_with_the_configured_window() {
         "{logs}"
     );
 }
+
+/// While the server certificate is close to its end, a listener repeats the warning every six
+/// hours, the first time six hours after `build()` warned (not at once, which read as two
+/// problems at startup).
+#[test]
+fn a_listener_repeats_the_expiry_warning_every_six_hours_and_not_at_startup() {
+    use crate::{MtlsConfig, MtlsListener};
+    use std::time::Duration;
+
+    let pki = mtls_core::testing::TestPki::new();
+    // Test server certificates live 30 days: inside the default 30-day window.
+    let server = pki.ca.server_cert("localhost");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    let six_hours = Duration::from_secs(6 * 3600);
+    let count = |logs: &str| logs.matches("the server certificate expires soon").count();
+
+    let ((), logs) = with_logs(|| {
+        rt.block_on(async {
+            let config = MtlsConfig::builder()
+                .server_cert(server.chain().to_vec(), server.key_der())
+                .client_ca_certs(vec![pki.ca.cert_der().clone()])
+                .build()
+                .unwrap();
+            let mut listener = MtlsListener::bind("127.0.0.1:0", config).await.unwrap();
+            // The first accept starts the accept loop and the expiry watch; the task lives
+            // as long as the runtime.
+            tokio::spawn(async move {
+                let _ = listener.accept().await;
+            });
+            tokio::time::sleep(six_hours - Duration::from_secs(60)).await;
+        })
+    });
+    assert_eq!(
+        count(&logs),
+        1,
+        "only build()'s warning in the first six hours: {logs}"
+    );
+
+    let ((), logs) = with_logs(|| {
+        rt.block_on(async { tokio::time::sleep(Duration::from_secs(120)).await });
+    });
+    assert_eq!(count(&logs), 1, "the watch's warning at six hours: {logs}");
+}

@@ -372,6 +372,57 @@ pub fn unfinished_grpc_calls(
         .collect()
 }
 
+/// Log lines in memory: a `tracing_subscriber` writer for tests that read what was logged.
+#[derive(Clone, Default, Debug)]
+pub struct LogLines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl io::Write for LogLines {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl LogLines {
+    /// Captures what the current thread logs (at INFO and above) until the guard is dropped.
+    /// On a current-thread runtime that is the test's server and client, and nothing of the
+    /// tests running beside it.
+    pub fn capture_thread() -> (LogLines, tracing::subscriber::DefaultGuard) {
+        let lines = LogLines::default();
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        (lines, tracing::subscriber::set_default(subscriber))
+    }
+
+    /// Captures what the whole process logs at `level` and above (one per test binary).
+    pub fn capture_process(level: tracing::Level) -> LogLines {
+        let lines = LogLines::default();
+        let writer = lines.clone();
+        tracing_subscriber::fmt()
+            .with_max_level(level)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .init();
+        lines
+    }
+
+    /// The lines that contain `text`.
+    pub fn matching(&self, text: &str) -> Vec<String> {
+        String::from_utf8_lossy(&self.0.lock().unwrap())
+            .lines()
+            .filter(|l| l.contains(text))
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
 /// The workspace README's Rust examples, compiled (and run, unless marked `no_run`) as doc tests.
 /// They live here, in a crate that is never published, because the README is outside every
 /// published package.

@@ -10,49 +10,11 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::io;
-use std::sync::{Arc, Mutex};
-
 use axum::routing::get;
 use axum::Router;
-use mtls_tests::{listener, Pki, Server};
+use mtls_tests::{listener, LogLines, Pki, Server};
 use mtls_tower::testing::{Outcome, TestClient};
 use mtls_tower::{ClientCert, MtlsMakeService, RequireClientCertLayer};
-use tracing::subscriber::DefaultGuard;
-
-/// What the test's subscriber wrote.
-#[derive(Clone, Default)]
-struct Lines(Arc<Mutex<Vec<u8>>>);
-
-impl io::Write for Lines {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Lines {
-    fn capture() -> (Lines, DefaultGuard) {
-        let lines = Lines::default();
-        let writer = lines.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .finish();
-        (lines, tracing::subscriber::set_default(subscriber))
-    }
-
-    fn matching(&self, text: &str) -> usize {
-        String::from_utf8_lossy(&self.0.lock().unwrap())
-            .lines()
-            .filter(|l| l.contains(text))
-            .count()
-    }
-}
 
 const WARNING: &str = "served by axum::serve without MtlsMakeService";
 
@@ -67,7 +29,7 @@ fn app() -> Router {
 
 #[tokio::test]
 async fn axum_serve_without_mtls_make_service_warns_once_and_names_the_fix() {
-    let (lines, _guard) = Lines::capture();
+    let (lines, _guard) = LogLines::capture_thread();
     let pki = Pki::new();
     let listener = listener(pki.config().build().unwrap(), |b| b).await;
     let addr = listener.local_addr();
@@ -79,12 +41,13 @@ async fn axum_serve_without_mtls_make_service_warns_once_and_names_the_fix() {
         assert_eq!(client.get(addr, "/").await.status(), Some(401));
     }
     assert_eq!(
-        lines.matching(WARNING),
+        lines.matching(WARNING).len(),
         1,
         "one warning for three connections"
     );
     assert_eq!(
-        lines.matching("mtls_tower::serve(listener, app)` or `axum::serve(listener, MtlsMakeService::new(app))"),
+        lines.matching("mtls_tower::serve(listener, app)` or `axum::serve(listener, MtlsMakeService::new(app))")
+            .len(),
         1,
         "the warning names both fixes"
     );
@@ -93,7 +56,7 @@ async fn axum_serve_without_mtls_make_service_warns_once_and_names_the_fix() {
 
 #[tokio::test]
 async fn axum_serve_with_mtls_make_service_serves_the_certificate_without_a_warning() {
-    let (lines, _guard) = Lines::capture();
+    let (lines, _guard) = LogLines::capture_thread();
     let pki = Pki::new();
     let listener = listener(pki.config().build().unwrap(), |b| b).await;
     let addr = listener.local_addr();
@@ -105,22 +68,24 @@ async fn axum_serve_with_mtls_make_service_serves_the_certificate_without_a_warn
         client.get(addr, "/").await,
         Outcome::Status(200, "CN=alice".into())
     );
-    assert_eq!(lines.matching(WARNING), 0);
+    assert_eq!(lines.matching(WARNING).len(), 0);
     server.abort();
 }
 
 #[tokio::test]
 async fn a_plain_tcp_listener_gets_the_layers_401_and_no_listener_warning() {
-    let (lines, _guard) = Lines::capture();
+    let (lines, _guard) = LogLines::capture_thread();
     let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = tcp.local_addr().unwrap();
     let server = tokio::spawn(async move { axum::serve(tcp, app()).await });
 
     let response = http_get(addr).await;
     assert!(response.starts_with("HTTP/1.1 401"), "{response}");
-    assert_eq!(lines.matching(WARNING), 0);
+    assert_eq!(lines.matching(WARNING).len(), 0);
     assert_eq!(
-        lines.matching("request rejected: no verified client certificate"),
+        lines
+            .matching("request rejected: no verified client certificate")
+            .len(),
         1
     );
     server.abort();
@@ -140,7 +105,7 @@ async fn http_get(addr: std::net::SocketAddr) -> String {
 
 #[tokio::test]
 async fn a_server_certificate_close_to_its_end_is_reported_once_at_startup() {
-    let (lines, _guard) = Lines::capture();
+    let (lines, _guard) = LogLines::capture_thread();
     let pki = Pki::new();
     // Every certificate "expires soon" within a 200-year window.
     let config = pki
@@ -153,6 +118,9 @@ async fn a_server_certificate_close_to_its_end_is_reported_once_at_startup() {
     let client = TestClient::new(&pki.ca).with_cert(&pki.ca.leaf().common_name("alice").build());
     assert_eq!(client.get(server.addr, "/").await.status(), Some(200));
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    assert_eq!(lines.matching("the server certificate expires soon"), 1);
+    assert_eq!(
+        lines.matching("the server certificate expires soon").len(),
+        1
+    );
     server.stop().await.unwrap();
 }

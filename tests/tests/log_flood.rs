@@ -5,50 +5,17 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::io;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::routing::get;
 use axum::Router;
-use mtls_tests::{listener, Pki, Server};
+use mtls_tests::{listener, LogLines, Pki, Server};
 use mtls_tower::testing::TestClient;
 use mtls_tower::RequireClientCertLayer;
 
-/// Every line the subscriber writes, in memory.
-#[derive(Clone, Default)]
-struct Lines(Arc<Mutex<Vec<u8>>>);
-
-impl io::Write for Lines {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Lines {
-    fn matching(&self, text: &str) -> Vec<String> {
-        String::from_utf8_lossy(&self.0.lock().unwrap())
-            .lines()
-            .filter(|l| l.contains(text))
-            .map(str::to_owned)
-            .collect()
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_rejections_and_failed_handshakes_writes_a_bounded_number_of_lines() {
-    let lines = Lines::default();
-    let writer = lines.clone();
-    tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .init();
+    let lines = LogLines::capture_process(tracing::Level::DEBUG);
     let limit = mtls_tower::logging::events_per_second().unwrap() as usize;
 
     let pki = Pki::new();

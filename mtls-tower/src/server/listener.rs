@@ -924,7 +924,8 @@ pub struct MtlsStream {
     /// the layer's "no verified client certificate" points the wrong way; this says why.
     #[cfg(feature = "axum")]
     unread_cert_warning: Option<Arc<AtomicBool>>,
-    /// `client_cert()` or `into_parts()` was called: whoever serves the stream has the certificate.
+    /// `client_cert()` was called: whoever serves the stream has the certificate. (An atomic
+    /// because `client_cert` takes `&self`, as `MtlsMakeService` only gets a shared reference.)
     #[cfg(feature = "axum")]
     cert_taken: AtomicBool,
     /// Its place in the listener's connection count, freed when the stream is dropped.
