@@ -249,7 +249,10 @@ impl TrustedProxyLayer {
         let verifier =
             rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
                 .build()
-                .map_err(crate::ConfigError::Verifier)?;
+                .map_err(|source| crate::ConfigError::Verifier {
+                    inputs: "proxy re-verification CA bundle (in memory)".into(),
+                    source,
+                })?;
         Ok(self.map(|c| c.reverify = Some(verifier)))
     }
 }

@@ -392,6 +392,13 @@ impl LogLines {
     /// On a current-thread runtime that is the test's server and client, and nothing of the
     /// tests running beside it.
     pub fn capture_thread() -> (LogLines, tracing::subscriber::DefaultGuard) {
+        // tracing-core 0.1 computes a callsite's interest from the *registering thread's*
+        // default when only one dispatcher exists. A log line first reached by another test's
+        // thread (no subscriber) would then be cached as "never" for every thread, this one
+        // included, and vanish from the capture. A second dispatcher, alive for the whole
+        // process, makes tracing ask every registered dispatcher instead.
+        static SECOND: std::sync::OnceLock<tracing::Dispatch> = std::sync::OnceLock::new();
+        SECOND.get_or_init(|| tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default()));
         let lines = LogLines::default();
         let writer = lines.clone();
         let subscriber = tracing_subscriber::fmt()

@@ -154,7 +154,52 @@ fn key_that_does_not_match_the_certificate_is_an_error() {
         .server_cert_pem_files(f.path("server.pem"), f.path("other.key"))
         .build()
         .unwrap_err();
-    assert!(matches!(err, ConfigError::KeyMismatch(_)), "{err}");
+    assert!(matches!(err, ConfigError::KeyMismatch { .. }), "{err}");
+    // The message names both files of the pair, in Display and in Debug (what `main` prints
+    // for `Result<(), Box<dyn Error>>`).
+    let text = err.to_string();
+    assert!(
+        text.contains(&f.path("server.pem").display().to_string()),
+        "{text}"
+    );
+    assert!(
+        text.contains(&f.path("other.key").display().to_string()),
+        "{text}"
+    );
+    assert_eq!(format!("{err:?}"), text);
+    let boxed: Box<dyn std::error::Error> = Box::new(err);
+    assert_eq!(format!("{boxed:?}"), text);
+}
+
+#[test]
+fn every_config_error_names_the_file_it_is_about() {
+    let f = Files::new();
+    // A CRL whose nextUpdate cannot be read, a bad CRL for rustls, a chain that is no
+    // certificate: each message carries the file's path.
+    f.dir.write(
+        "junk.crl",
+        "-----BEGIN X509 CRL-----\nMIIB\n-----END X509 CRL-----\n",
+    );
+    let crl = f.path("junk.crl");
+    let err = f.builder().crl_file(&crl).build().unwrap_err();
+    assert!(
+        err.to_string().contains(&crl.display().to_string()),
+        "{err}"
+    );
+    f.dir.write(
+        "junk.pem",
+        "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+    );
+    let junk = f.path("junk.pem");
+    let err = f
+        .builder()
+        .server_cert_pem_files(&junk, f.path("server.key"))
+        .build()
+        .unwrap_err();
+    assert!(
+        err.to_string().contains(&junk.display().to_string()),
+        "{err}"
+    );
 }
 
 #[test]

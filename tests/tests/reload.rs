@@ -10,7 +10,7 @@ use std::time::Duration;
 use axum::routing::get;
 use axum::Router;
 use mtls_core::testing::{TestCa, TestCert};
-use mtls_tests::{listener, Pki, Server, TempDir};
+use mtls_tests::{listener, LogLines, Pki, Server, TempDir};
 use mtls_tower::testing::{Outcome, TestClient};
 use mtls_tower::{ClientCert, MtlsConfig, MtlsListener, ReloadHandle};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -265,4 +265,244 @@ async fn a_stream_ended_by_a_reload_keeps_reading_end_of_stream() {
     assert_eq!(stream.read(&mut buf).await.unwrap(), 0);
     assert_eq!(stream.read(&mut buf).await.unwrap(), 0);
     client.abort();
+}
+
+/// Waits (up to 5 s) for the handle's generation to reach `n`.
+async fn wait_for_generation(handle: &ReloadHandle, n: u64) {
+    for _ in 0..250 {
+        if handle.generation() >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("generation {} after 5 s, expected {n}", handle.generation());
+}
+
+/// The leaf certificate the server presents to a new connection.
+async fn served_leaf(pki: &Pki, server: &Server) -> Vec<u8> {
+    let client = pki.ca.leaf().common_name("looker").build();
+    let tls = TestClient::new(&pki.ca)
+        .with_cert(&client)
+        .connect(server.addr)
+        .await
+        .unwrap();
+    tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+}
+
+/// A server whose configuration is read from PEM files in `dir` (`server.pem`, `server.key`,
+/// `ca.pem`, plus `extra` applied to the builder), following them every 20 ms.
+async fn start_from_files(
+    pki: &Pki,
+    dir: &TempDir,
+    extra: impl FnOnce(mtls_tower::MtlsConfigBuilder) -> mtls_tower::MtlsConfigBuilder,
+) -> (Server, ReloadHandle, tokio::task::JoinHandle<()>) {
+    let (cert, key) = dir.write_cert("server", &pki.server);
+    let ca = dir.write("ca.pem", pki.ca.cert_pem());
+    let config = extra(
+        MtlsConfig::builder()
+            .server_cert_pem_files(&cert, &key)
+            .client_ca_pem_file(&ca),
+    )
+    .build()
+    .unwrap();
+    let listener = listener(config, |b| b).await;
+    let handle = listener.reload_handle();
+    let follower = handle.follow_files(Duration::from_millis(20));
+    (Server::start_with(listener, app()), handle, follower)
+}
+
+#[tokio::test]
+async fn following_files_waits_for_a_key_written_after_its_certificate_and_then_reloads() {
+    let (logs, _guard) = LogLines::capture_thread();
+    let pki = Pki::new();
+    let dir = TempDir::new("reload-key-late");
+    let (server, handle, follower) = start_from_files(&pki, &dir, |b| b).await;
+    let old_leaf = served_leaf(&pki, &server).await;
+    let rotated = pki.ca.server_cert("localhost");
+
+    // The certificate first, as many tools write it; its key a little later.
+    dir.write("server.pem", &rotated.chain_pem());
+    tokio::time::sleep(Duration::from_millis(400)).await; // about 20 ticks
+    assert_eq!(
+        handle.generation(),
+        0,
+        "a half-written pair must not be applied"
+    );
+    assert_eq!(served_leaf(&pki, &server).await, old_leaf);
+    let refusals = logs.matching("does not match the server certificate");
+    assert_eq!(
+        refusals.len(),
+        1,
+        "one line per failure, not per tick: {refusals:#?}"
+    );
+    assert!(refusals[0].contains("server.key"), "{}", refusals[0]);
+
+    dir.write("server.key", rotated.key_pem());
+    wait_for_generation(&handle, 1).await;
+    assert_eq!(served_leaf(&pki, &server).await, rotated.der());
+    assert_eq!(
+        logs.matching("rebuilt after failed attempts").len(),
+        1,
+        "{:#?}",
+        logs.matching("mtls_tower::reload")
+    );
+    // Nothing changes after that: no more reloads.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(handle.generation(), 1);
+    follower.abort();
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn following_files_sees_a_kubernetes_secret_volume_swap() {
+    use std::os::unix::fs::symlink;
+
+    let pki = Pki::new();
+    let dir = TempDir::new("reload-k8s");
+    let root = dir.path();
+    // The kubelet's layout: timestamped directories, `..data` pointing at the current one, and
+    // each key a symlink through `..data`.
+    let write_version = |name: &str, ca: &TestCa| {
+        let version = root.join(name);
+        std::fs::create_dir(&version).unwrap();
+        std::fs::write(version.join("tls.crt"), pki.server.chain_pem()).unwrap();
+        std::fs::write(version.join("tls.key"), pki.server.key_pem()).unwrap();
+        std::fs::write(version.join("ca.crt"), ca.cert_pem()).unwrap();
+        version
+    };
+    let first = write_version("..2026_12_02_10_00_00.1", &pki.ca);
+    symlink("..2026_12_02_10_00_00.1", root.join("..data")).unwrap();
+    for file in ["tls.crt", "tls.key", "ca.crt"] {
+        symlink(format!("..data/{file}"), root.join(file)).unwrap();
+    }
+    let config = MtlsConfig::builder()
+        .server_cert_pem_files(root.join("tls.crt"), root.join("tls.key"))
+        .client_ca_pem_file(root.join("ca.crt"))
+        .build()
+        .unwrap();
+    let listener = listener(config, |b| b).await;
+    let handle = listener.reload_handle();
+    let follower = handle.follow_files(Duration::from_millis(20));
+    let server = Server::start_with(listener, app());
+    let old_client = pki.ca.leaf().common_name("old").build();
+    assert_eq!(call(&pki, &server, &old_client).await.status(), Some(200));
+
+    // The update: a new directory whose files keep the old modification times (so only their
+    // identity tells them apart), then an atomic rename of a new `..data` over the old one.
+    let new_ca = TestCa::new("Rotated Client CA");
+    let second = write_version("..2026_12_02_11_00_00.2", &new_ca);
+    for file in ["tls.crt", "tls.key", "ca.crt"] {
+        let old_time = std::fs::metadata(first.join(file))
+            .unwrap()
+            .modified()
+            .unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(second.join(file))
+            .unwrap()
+            .set_modified(old_time)
+            .unwrap();
+    }
+    symlink("..2026_12_02_11_00_00.2", root.join("..data_tmp")).unwrap();
+    std::fs::rename(root.join("..data_tmp"), root.join("..data")).unwrap();
+    std::fs::remove_dir_all(&first).unwrap();
+
+    wait_for_generation(&handle, 1).await;
+    let new_client = new_ca.leaf().common_name("new").build();
+    assert_eq!(call(&pki, &server, &new_client).await.status(), Some(200));
+    assert!(call(&pki, &server, &old_client)
+        .await
+        .refused_with("UnknownCA"));
+    follower.abort();
+}
+
+#[tokio::test]
+async fn following_files_applies_a_new_der_crl_file() {
+    let pki = Pki::new();
+    let dir = TempDir::new("reload-crl");
+    let client = pki.ca.leaf().common_name("soon-revoked").build();
+    let crl_path = dir.path().join("ca.crl");
+    std::fs::write(&crl_path, pki.ca.crl(&[]).der()).unwrap();
+    let (server, handle, follower) = start_from_files(&pki, &dir, |b| b.crl_file(&crl_path)).await;
+    assert_eq!(call(&pki, &server, &client).await.status(), Some(200));
+
+    std::fs::write(&crl_path, pki.ca.crl(&[&client.serial()]).der()).unwrap();
+    wait_for_generation(&handle, 1).await;
+    let outcome = call(&pki, &server, &client).await;
+    assert!(outcome.refused_with("CertificateRevoked"), "{outcome:?}");
+    follower.abort();
+}
+
+#[tokio::test]
+async fn reload_files_reads_the_same_files_again() {
+    let pki = Pki::new();
+    let dir = TempDir::new("reload-files");
+    let (server, handle, follower) = start_from_files(&pki, &dir, |b| b).await;
+    follower.abort();
+    let new_ca = TestCa::new("Replacement CA");
+    dir.write("ca.pem", new_ca.cert_pem());
+    handle.reload_files().unwrap();
+    assert_eq!(handle.generation(), 1);
+    let client = new_ca.leaf().build();
+    assert_eq!(call(&pki, &server, &client).await.status(), Some(200));
+}
+
+#[tokio::test]
+async fn reload_files_refuses_a_half_written_pair_and_keeps_serving() {
+    let pki = Pki::new();
+    let dir = TempDir::new("reload-files-bad");
+    let (server, handle, follower) = start_from_files(&pki, &dir, |b| b).await;
+    follower.abort();
+    let old_leaf = served_leaf(&pki, &server).await;
+    dir.write("server.pem", &pki.ca.server_cert("localhost").chain_pem());
+    let err = handle.reload_files().unwrap_err();
+    assert!(
+        matches!(err, mtls_tower::ConfigError::KeyMismatch { .. }),
+        "{err}"
+    );
+    assert_eq!(handle.generation(), 0);
+    assert_eq!(served_leaf(&pki, &server).await, old_leaf);
+}
+
+#[tokio::test]
+async fn a_bare_rustls_config_has_no_files_to_reload() {
+    let pki = Pki::new();
+    let raw = pki.config().build().unwrap().server_config();
+    let listener = MtlsListener::bind("127.0.0.1:0", raw).await.unwrap();
+    let err = listener.reload_handle().reload_files().unwrap_err();
+    assert!(
+        matches!(err, mtls_tower::ConfigError::NotRebuildable),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn watching_files_retries_a_failed_build_at_every_tick_until_it_succeeds() {
+    let pki = Pki::new();
+    let dir = TempDir::new("reload-retry");
+    let (cert, key) = dir.write_cert("server", &pki.server);
+    let build = {
+        let (cert, key) = (cert.clone(), key.clone());
+        let ca = pki.ca.cert_der().clone();
+        move || {
+            MtlsConfig::builder()
+                .server_cert_pem_files(&cert, &key)
+                .client_ca_certs(vec![ca.clone()])
+                .build()
+        }
+    };
+    let listener = listener(build().unwrap(), |b| b).await;
+    let handle = listener.reload_handle();
+    let server = Server::start_with(listener, app());
+    // Only the certificate is watched: the key's own change would go unseen, so only a retry
+    // of the failed build can pick it up.
+    let watcher = handle.watch_files(vec![cert.clone()], Duration::from_millis(20), build);
+    let rotated = pki.ca.server_cert("localhost");
+    dir.write("server.pem", &rotated.chain_pem());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(handle.generation(), 0);
+    dir.write("server.key", rotated.key_pem());
+    wait_for_generation(&handle, 1).await;
+    assert_eq!(served_leaf(&pki, &server).await, rotated.der());
+    watcher.abort();
 }

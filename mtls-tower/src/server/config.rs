@@ -41,6 +41,9 @@ pub struct MtlsConfig {
     verifier: Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>,
     /// [`MtlsConfigBuilder::expiry_warning`]: used at build, at each reload, and every six hours.
     expiry_warning: Duration,
+    /// The builder this configuration came from, to read its files again
+    /// ([`MtlsConfig::rebuild`]); `None` for a bare `rustls::ServerConfig`.
+    recipe: Option<Arc<MtlsConfigBuilder>>,
 }
 
 /// When the certificates of a configuration expire: for metrics and alerts.
@@ -108,6 +111,49 @@ impl MtlsConfig {
         self.revocation_valid_until
     }
 
+    /// The files this configuration was read from, in the order server certificate chain,
+    /// server private key, client CA bundle, CRL files; inputs given in memory are not listed.
+    /// [`ReloadHandle::follow_files`](crate::ReloadHandle::follow_files) watches exactly these.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let pki = mtls_core::testing::TestPki::new();
+    /// # let server = pki.ca.server_cert("localhost");
+    /// # let dir = std::env::temp_dir().join(format!("mtls-doc-files-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// # let (cert, key, ca) = (dir.join("server.pem"), dir.join("server.key"), dir.join("ca.pem"));
+    /// # std::fs::write(&cert, server.chain_pem())?;
+    /// # std::fs::write(&key, server.key_pem())?;
+    /// # std::fs::write(&ca, pki.ca.cert_pem())?;
+    /// use mtls_tower::MtlsConfig;
+    ///
+    /// let config = MtlsConfig::builder()
+    ///     .server_cert_pem_files(&cert, &key)
+    ///     .client_ca_pem_file(&ca)
+    ///     .build()?;
+    /// assert_eq!(config.files(), [cert.as_path(), key.as_path(), ca.as_path()]);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn files(&self) -> Vec<&Path> {
+        self.recipe
+            .as_deref()
+            .map_or_else(Vec::new, MtlsConfigBuilder::files)
+    }
+
+    /// Reads the same files again, with the same settings, into a new configuration: what a
+    /// reload after a rotation does. Inputs given in memory are used as they were. An error (a
+    /// file half-written, a key that does not match yet) leaves `self` as it was.
+    /// [`ConfigError::NotRebuildable`] for a configuration made from a bare
+    /// `rustls::ServerConfig`.
+    pub fn rebuild(&self) -> Result<MtlsConfig, ConfigError> {
+        match &self.recipe {
+            Some(recipe) => MtlsConfigBuilder::build_shared(recipe),
+            None => Err(ConfigError::NotRebuildable),
+        }
+    }
+
     pub(crate) fn client_verifier(
         &self,
     ) -> Option<Arc<dyn rustls::server::danger::ClientCertVerifier>> {
@@ -132,6 +178,7 @@ impl From<Arc<ServerConfig>> for MtlsConfig {
             revocation_valid_until: None,
             verifier: None,
             expiry_warning: DEFAULT_EXPIRY_WARNING,
+            recipe: None,
         }
     }
 }
@@ -150,9 +197,14 @@ impl fmt::Debug for MtlsConfig {
     }
 }
 
-/// Why an [`MtlsConfig`] could not be built. Errors about an input name it: the file's path, or
-/// `(in memory)` for certificates and keys given as values.
-#[derive(Debug, thiserror::Error)]
+/// Why an [`MtlsConfig`] could not be built. Every error names the input it is about: the
+/// file's path, or `(in memory)` for certificates and keys given as values.
+///
+/// `Debug` prints the same sentence as `Display`, so that a `main` returning
+/// `Result<(), Box<dyn Error>>` shows `Error: cannot read server private key server.key: No such
+/// file or directory (os error 2)` rather than a nest of variant names. Match on the variants
+/// for the structure.
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
     /// A file could not be read.
@@ -166,7 +218,7 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
-    /// An input is not valid: not PEM (or DER, for CRLs), or not a usable certificate.
+    /// An input is not valid: not PEM (or DER, for CRLs), or not a usable certificate or key.
     #[error("{what} {source_name} is not valid: {reason}")]
     Malformed {
         /// What the input was for.
@@ -200,9 +252,18 @@ pub enum ConfigError {
         /// The file, or `(in memory)`.
         source_name: String,
     },
-    /// The private key does not belong to the server certificate.
-    #[error("the server private key does not match the server certificate: {0}")]
-    KeyMismatch(#[source] rustls::Error),
+    /// The private key does not belong to the server certificate: often a rotation caught half
+    /// way, the new certificate written and the old key still in place.
+    #[error("the server private key {key} does not match the server certificate {chain} (if one of them is being replaced, the next reload retries): {source}")]
+    KeyMismatch {
+        /// The certificate chain's file, or `(in memory)`.
+        chain: String,
+        /// The key's file, or `(in memory)`.
+        key: String,
+        /// What rustls found.
+        #[source]
+        source: rustls::Error,
+    },
     /// A required part was not configured.
     #[error("no {what} configured; call {setters}")]
     Missing {
@@ -214,13 +275,30 @@ pub enum ConfigError {
     /// Neither the `ring` nor the `aws-lc-rs` feature is enabled and no provider was given.
     #[error("no crypto provider: enable the `ring` or `aws-lc-rs` feature of mtls-tower, or call `crypto_provider(..)`")]
     NoCryptoProvider,
-    /// rustls refused the client certificate verifier (for example an unusable CRL).
-    #[error("client certificate verifier: {0}")]
-    Verifier(#[source] rustls::server::VerifierBuilderError),
-    /// rustls refused the configuration (the protocol versions for the crypto provider, or the
-    /// server certificate and key).
+    /// rustls refused the client certificate verifier built from the client CA bundle and the
+    /// CRLs (for example an unusable CRL).
+    #[error("client certificate verifier ({inputs}): {source}")]
+    Verifier {
+        /// The inputs it was built from: `client CA bundle ca.pem, CRLs a.crl, b.crl`.
+        inputs: String,
+        /// What rustls found.
+        #[source]
+        source: rustls::server::VerifierBuilderError,
+    },
+    /// rustls refused the protocol versions for the crypto provider.
     #[error("cannot build the TLS server configuration: {0}")]
     Rustls(#[source] rustls::Error),
+    /// [`MtlsConfig::rebuild`] (or a reload from files) on a configuration made from a bare
+    /// `rustls::ServerConfig`, which has no files to read again.
+    #[error("this configuration was made from a rustls ServerConfig, not by MtlsConfig::builder(), so it has no files to read again; reload it with ReloadHandle::reload or reload_with")]
+    NotRebuildable,
+}
+
+impl fmt::Debug for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The Display text already carries the source's message.
+        fmt::Display::fmt(self, f)
+    }
 }
 
 /// How long before the server certificate expires a warning is logged, unless configured.
@@ -432,6 +510,48 @@ impl MtlsConfigBuilder {
         self
     }
 
+    /// The files the configuration reads, in the order chain, key, client CA bundle, CRLs.
+    fn files(&self) -> Vec<&Path> {
+        let mut files = Vec::new();
+        if let Some(ServerSource::Files { chain, key }) = &self.server {
+            files.push(chain.as_path());
+            files.push(key.as_path());
+        }
+        if let Some(Source::File(ca)) = &self.client_ca {
+            files.push(ca.as_path());
+        }
+        files.extend(self.crls.iter().filter_map(|c| match c {
+            Source::File(p) => Some(p.as_path()),
+            Source::Memory(_) => None,
+        }));
+        files
+    }
+
+    /// The names of the server chain and key inputs, for errors about the pair.
+    fn server_names(&self) -> (String, String) {
+        match &self.server {
+            Some(ServerSource::Files { chain, key }) => {
+                (chain.display().to_string(), key.display().to_string())
+            }
+            _ => ("(in memory)".into(), "(in memory)".into()),
+        }
+    }
+
+    /// The client CA bundle and CRL inputs, for errors about the verifier built from them.
+    fn verifier_inputs(&self) -> String {
+        let ca = self
+            .client_ca
+            .as_ref()
+            .map_or_else(String::new, Source::name);
+        let mut inputs = format!("client CA bundle {ca}");
+        if !self.crls.is_empty() {
+            let crls: Vec<String> = self.crls.iter().map(Source::name).collect();
+            inputs.push_str(", CRLs ");
+            inputs.push_str(&crls.join(", "));
+        }
+        inputs
+    }
+
     fn provider(&self) -> Result<Arc<CryptoProvider>, ConfigError> {
         match &self.provider {
             Some(p) => Ok(p.clone()),
@@ -522,17 +642,21 @@ impl MtlsConfigBuilder {
         Ok((roots, expiry))
     }
 
-    fn load_crls(&self) -> Result<Vec<CertificateRevocationListDer<'static>>, ConfigError> {
+    /// Each CRL, with the name of the input it came from.
+    fn load_crls(
+        &self,
+    ) -> Result<Vec<(String, CertificateRevocationListDer<'static>)>, ConfigError> {
         const WHAT: &str = "CRL file";
         let mut out = Vec::new();
         for source in &self.crls {
+            let name = source.name();
             match source {
-                Source::Memory(crls) => out.extend(crls.iter().cloned()),
+                Source::Memory(crls) => out.extend(crls.iter().map(|c| (name.clone(), c.clone()))),
                 Source::File(path) => {
                     let bytes = read(WHAT, path)?;
                     if bytes.first() == Some(&0x30) {
                         // A DER CRL starts with a SEQUENCE tag; PEM starts with text.
-                        out.push(CertificateRevocationListDer::from(bytes));
+                        out.push((name, CertificateRevocationListDer::from(bytes)));
                         continue;
                     }
                     let crls = CertificateRevocationListDer::pem_slice_iter(&bytes)
@@ -551,36 +675,43 @@ impl MtlsConfigBuilder {
                                     .into(),
                         });
                     }
-                    out.extend(crls);
+                    out.extend(crls.into_iter().map(|c| (name.clone(), c)));
                 }
             }
         }
         Ok(out)
     }
 
-    /// Reads and checks everything, and builds the configuration.
+    /// Reads and checks everything, and builds the configuration. The configuration keeps this
+    /// builder, so that [`MtlsConfig::rebuild`] can read the same files again.
     pub fn build(self) -> Result<MtlsConfig, ConfigError> {
-        let provider = self.provider()?;
-        let (chain, key) = self.load_server()?;
-        let (roots, ca_expiry) = self.load_client_ca()?;
+        MtlsConfigBuilder::build_shared(&Arc::new(self))
+    }
+
+    fn build_shared(recipe: &Arc<MtlsConfigBuilder>) -> Result<MtlsConfig, ConfigError> {
+        let this = &**recipe;
+        let provider = this.provider()?;
+        let (chain, key) = this.load_server()?;
+        let (chain_name, key_name) = this.server_names();
+        let (roots, ca_expiry) = this.load_client_ca()?;
         let roots = Arc::new(roots);
         let server_not_after = ClientIdentity::from_der(&chain[0])
             .map_err(|e| ConfigError::Malformed {
                 what: "server certificate chain",
-                source_name: "(leaf)".into(),
-                reason: e.to_string(),
+                source_name: chain_name.clone(),
+                reason: format!("certificate 0: {e}"),
             })?
             .not_after();
-        let crls = self.load_crls()?;
-        let revocation_valid_until = if self.allow_expired_crls {
+        let crls = this.load_crls()?;
+        let revocation_valid_until = if this.allow_expired_crls {
             None
         } else {
             let mut earliest: Option<SystemTime> = None;
-            for crl in &crls {
+            for (name, crl) in &crls {
                 let next = mtls_core::identity::crl_next_update(crl.as_ref()).map_err(|e| {
                     ConfigError::Malformed {
                         what: "CRL",
-                        source_name: "(nextUpdate)".into(),
+                        source_name: name.clone(),
                         reason: e.to_string(),
                     }
                 })?;
@@ -593,25 +724,28 @@ impl MtlsConfigBuilder {
 
         let mut verifier = WebPkiClientVerifier::builder_with_provider(roots, provider.clone());
         if !crls.is_empty() {
-            verifier = verifier.with_crls(crls);
-            if !self.allow_expired_crls {
+            verifier = verifier.with_crls(crls.into_iter().map(|(_, crl)| crl));
+            if !this.allow_expired_crls {
                 verifier = verifier.enforce_revocation_expiration();
             }
-            if self.allow_unknown_revocation_status {
+            if this.allow_unknown_revocation_status {
                 verifier = verifier.allow_unknown_revocation_status();
             }
         }
-        if self.client_auth_optional {
+        if this.client_auth_optional {
             verifier = verifier.allow_unauthenticated();
         }
-        let verifier = verifier.build().map_err(ConfigError::Verifier)?;
+        let verifier = verifier.build().map_err(|source| ConfigError::Verifier {
+            inputs: this.verifier_inputs(),
+            source,
+        })?;
         let verifier = Arc::new(ClientAuthEkuVerifier::new(
             verifier,
-            !self.allow_missing_client_auth_eku,
+            !this.allow_missing_client_auth_eku,
         ));
         let client_verifier: Arc<dyn rustls::server::danger::ClientCertVerifier> = verifier.clone();
 
-        let versions: &[&'static rustls::SupportedProtocolVersion] = if self.allow_tls12 {
+        let versions: &[&'static rustls::SupportedProtocolVersion] = if this.allow_tls12 {
             &[&rustls::version::TLS13, &rustls::version::TLS12]
         } else {
             &[&rustls::version::TLS13]
@@ -621,11 +755,21 @@ impl MtlsConfigBuilder {
             .map_err(ConfigError::Rustls)?
             .with_client_cert_verifier(verifier);
         let mut config = builder.with_single_cert(chain, key).map_err(|e| match e {
-            e @ rustls::Error::InconsistentKeys(_) => ConfigError::KeyMismatch(e),
-            e => ConfigError::Rustls(e),
+            source @ rustls::Error::InconsistentKeys(_) => ConfigError::KeyMismatch {
+                chain: chain_name,
+                key: key_name.clone(),
+                source,
+            },
+            // Anything else rustls says here is about the key: a type it cannot sign with.
+            e => ConfigError::Malformed {
+                what: "server private key",
+                source_name: key_name,
+                reason: e.to_string(),
+            },
         })?;
-        config.alpn_protocols = self
+        config.alpn_protocols = this
             .alpn
+            .clone()
             .unwrap_or_else(|| vec![b"h2".to_vec(), b"http/1.1".to_vec()]);
         let expiry = CertExpiry {
             server_not_after,
@@ -636,7 +780,8 @@ impl MtlsConfigBuilder {
             expiry: Some(expiry),
             revocation_valid_until,
             verifier: Some(client_verifier),
-            expiry_warning: self.expiry_warning.unwrap_or(DEFAULT_EXPIRY_WARNING),
+            expiry_warning: this.expiry_warning.unwrap_or(DEFAULT_EXPIRY_WARNING),
+            recipe: Some(Arc::clone(recipe)),
         };
         config.warn_if_expiring();
         Ok(config)

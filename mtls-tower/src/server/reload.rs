@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
@@ -96,25 +96,23 @@ impl ConfigCell {
 ///
 /// ```no_run
 /// # async fn run(listener: mtls_tower::MtlsListener) {
-/// use mtls_tower::MtlsConfig;
+/// use std::time::Duration;
 ///
 /// let handle = listener.reload_handle();
-/// let build = || {
-///     MtlsConfig::builder()
-///         .server_cert_pem_files("server.pem", "server.key")
-///         .client_ca_pem_file("clients-ca.pem")
-///         .crl_file("clients-ca.crl")
-///         .build()
-/// };
-/// // A bad file keeps the old configuration running and returns (and logs) the error.
-/// if let Err(e) = handle.reload_with(build) {
-///     eprintln!("reload refused: {e}");
+/// // Follow the files the running configuration was read from (certificate, key, client CA
+/// // bundle, CRLs): when one changes, all are read again. A half-written pair keeps the old
+/// // configuration and is retried until it builds.
+/// handle.follow_files(Duration::from_secs(5));
+/// // Or read them again on SIGHUP, or now:
+/// handle.reload_files_on_sighup();
+/// if let Err(e) = handle.reload_files() {
+///     eprintln!("reload refused, the old configuration stays: {e}");
 /// }
-/// // Or: reload on SIGHUP, or when the files change.
-/// handle.reload_on_sighup(build);
-/// handle.watch_files(vec!["server.pem".into(), "clients-ca.crl".into()], std::time::Duration::from_secs(5), build);
 /// # }
 /// ```
+///
+/// To switch to a configuration of another shape (other files, other options), build it and
+/// hand it over with [`reload`](Self::reload) or [`reload_with`](Self::reload_with).
 #[derive(Clone)]
 pub struct ReloadHandle {
     cell: Arc<ConfigCell>,
@@ -183,6 +181,19 @@ impl ReloadHandle {
         self.cell.expiry()
     }
 
+    /// A copy of the running configuration (`Arc` clones).
+    fn current_config(&self) -> MtlsConfig {
+        self.cell.with(MtlsConfig::clone)
+    }
+
+    /// Reads the files the running configuration was built from again
+    /// ([`MtlsConfig::rebuild`]) and swaps the result in; as [`reload_with`](Self::reload_with),
+    /// a failure keeps the running configuration and is logged and returned.
+    pub fn reload_files(&self) -> Result<(), ConfigError> {
+        let current = self.current_config();
+        self.reload_with(|| current.rebuild())
+    }
+
     /// Reloads with `build` on every SIGHUP (Unix), until the returned task is aborted.
     #[cfg(unix)]
     pub fn reload_on_sighup<F>(&self, build: F) -> JoinHandle<()>
@@ -206,9 +217,72 @@ impl ReloadHandle {
         })
     }
 
-    /// Polls the modification times of `paths` every `interval` and reloads with `build` when any
-    /// changes (including a file replaced by a rename, as Kubernetes secret updates do). No
-    /// dependency on OS file-watching APIs; an interval of a few seconds costs a few `stat` calls.
+    /// [`reload_files`](Self::reload_files) on every SIGHUP (Unix), until the returned task is
+    /// aborted.
+    #[cfg(unix)]
+    pub fn reload_files_on_sighup(&self) -> JoinHandle<()> {
+        let handle = self.clone();
+        self.reload_on_sighup(move || handle.current_config().rebuild())
+    }
+
+    /// Follows the files the running configuration was built from ([`MtlsConfig::files`]:
+    /// server certificate chain, key, client CA bundle, CRL files): every `interval` it looks at
+    /// them, and when any has changed it reads them all again ([`MtlsConfig::rebuild`]) and
+    /// swaps the result in. Nothing to list twice, and nothing left out: the key is followed as
+    /// well as the certificate.
+    ///
+    /// A rotation is rarely one atomic write. When the new configuration cannot be built (a
+    /// certificate written before its key: [`ConfigError::KeyMismatch`]; a file half-written or
+    /// briefly missing), the running configuration stays, and the build is tried again at every
+    /// tick until it succeeds. Each distinct failure is logged once (target
+    /// `mtls_tower::reload`), not once per tick, and the success after it says how long it took.
+    ///
+    /// A change is a new modification time, size, or (on Unix) file identity, read through
+    /// symlinks: a file rewritten in place, replaced by a rename, or reached through a
+    /// Kubernetes secret volume's `..data` symlink that is swapped to a new directory is seen,
+    /// even when the new file keeps the old one's modification time. No dependency on OS
+    /// file-watching APIs; an interval of a few seconds costs a few `stat` calls.
+    ///
+    /// After a [`reload`](Self::reload) with a configuration built from other files, those are
+    /// followed. A configuration with no files (all in memory, or a bare rustls `ServerConfig`)
+    /// leaves nothing to follow: that is logged, and the task waits for one that has.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    /// use mtls_tower::{MtlsConfig, MtlsListener};
+    ///
+    /// let config = MtlsConfig::builder()
+    ///     .server_cert_pem_files("/etc/tls/tls.crt", "/etc/tls/tls.key")
+    ///     .client_ca_pem_file("/etc/tls/ca.crt")
+    ///     .crl_file("/etc/tls/ca.crl")
+    ///     .build()?;
+    /// let listener = MtlsListener::bind("0.0.0.0:8443", config).await?;
+    /// let reload = listener.reload_handle();
+    /// reload.follow_files(Duration::from_secs(5)); // all four files
+    /// reload.reload_files_on_sighup();             // and `kill -HUP` for "now"
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn follow_files(&self, interval: Duration) -> JoinHandle<()> {
+        let handle = self.clone();
+        let files = move || {
+            handle
+                .current_config()
+                .files()
+                .into_iter()
+                .map(Path::to_owned)
+                .collect()
+        };
+        let handle = self.clone();
+        self.spawn_watch(interval, files, move || handle.current_config().rebuild())
+    }
+
+    /// Polls `paths` every `interval` and reloads with `build` when any changes, retrying a
+    /// build that fails at every tick until it succeeds, as [`follow_files`](Self::follow_files)
+    /// does; this one is for a `build` that reads files of its own choosing. Prefer
+    /// `follow_files` when the configuration comes from [`MtlsConfig::builder`]: it cannot
+    /// forget the key.
     pub fn watch_files<F>(
         &self,
         paths: Vec<PathBuf>,
@@ -218,25 +292,157 @@ impl ReloadHandle {
     where
         F: Fn() -> Result<MtlsConfig, ConfigError> + Send + Sync + 'static,
     {
+        self.spawn_watch(interval, move || paths.clone(), build)
+    }
+
+    fn spawn_watch(
+        &self,
+        interval: Duration,
+        files: impl Fn() -> Vec<PathBuf> + Send + 'static,
+        build: impl Fn() -> Result<MtlsConfig, ConfigError> + Send + 'static,
+    ) -> JoinHandle<()> {
         let handle = self.clone();
-        let stamp = move |paths: &[PathBuf]| -> Vec<Option<SystemTime>> {
-            paths
-                .iter()
-                .map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
-                .collect()
-        };
+        // The first look is taken here, not in the task: a file written right after this call
+        // returns (before the task first runs) is then a change, not the starting point.
+        let mut watch = Watch::new(files());
         tokio::spawn(async move {
-            let mut last = stamp(&paths);
+            if watch.paths.is_empty() {
+                tracing::warn!(
+                    target: "mtls_tower::reload",
+                    "the TLS configuration was not read from files, so there are none to follow"
+                );
+            }
             let mut tick = tokio::time::interval(interval.max(Duration::from_millis(10)));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await; // the first tick is now: the configuration was just read
             loop {
                 tick.tick().await;
-                let now = stamp(&paths);
-                if now != last {
-                    last = now;
-                    let _ = handle.reload_with(&build);
+                let paths = files();
+                if paths != watch.paths {
+                    // Reloaded from other files: follow those from now on.
+                    watch = Watch::new(paths);
+                    continue;
+                }
+                if !watch.due() {
+                    continue;
+                }
+                match build() {
+                    Ok(config) => {
+                        if let Some(since) = watch.failing_since.take() {
+                            tracing::info!(
+                                target: "mtls_tower::reload",
+                                after_secs = since.elapsed().as_secs_f64(),
+                                "TLS configuration rebuilt after failed attempts"
+                            );
+                        }
+                        watch.last_error = None;
+                        handle.reload(config);
+                    }
+                    Err(e) => {
+                        watch
+                            .failing_since
+                            .get_or_insert_with(tokio::time::Instant::now);
+                        let text = e.to_string();
+                        // Logged once per distinct failure: a half-written pair that stays
+                        // half-written for a minute is one line, not one per tick.
+                        if watch.last_error.as_deref() != Some(text.as_str()) {
+                            tracing::error!(
+                                target: "mtls_tower::reload",
+                                error = %text,
+                                "TLS configuration reload refused; the previous configuration \
+                                 stays in use, and the files are read again at every tick until \
+                                 they build"
+                            );
+                            watch.last_error = Some(text);
+                        }
+                    }
                 }
             }
         })
+    }
+}
+
+/// What a file watch remembers between ticks.
+struct Watch {
+    paths: Vec<PathBuf>,
+    stamps: Vec<Option<FileStamp>>,
+    /// Set while the files have changed but do not build yet; the build is retried every tick.
+    failing_since: Option<tokio::time::Instant>,
+    last_error: Option<String>,
+}
+
+impl Watch {
+    fn new(paths: Vec<PathBuf>) -> Watch {
+        let stamps = paths.iter().map(|p| FileStamp::of(p)).collect();
+        Watch {
+            paths,
+            stamps,
+            failing_since: None,
+            last_error: None,
+        }
+    }
+
+    /// Whether to build now: a file changed since the last look, or the last build failed.
+    fn due(&mut self) -> bool {
+        // Stamps are taken before the build reads the files, so a write that lands during the
+        // build changes the stamp for the next tick rather than being missed.
+        let stamps: Vec<_> = self.paths.iter().map(|p| FileStamp::of(p)).collect();
+        let changed = stamps != self.stamps;
+        self.stamps = stamps;
+        changed || self.failing_since.is_some()
+    }
+}
+
+/// What a file looks like from outside, read through symlinks.
+#[derive(PartialEq, Eq)]
+struct FileStamp {
+    modified: Option<SystemTime>,
+    len: u64,
+    /// Device and inode: a new file behind the same name (a rename, a swapped `..data`
+    /// symlink) is a change even when it keeps the old modification time and size.
+    #[cfg(unix)]
+    id: (u64, u64),
+}
+
+impl FileStamp {
+    fn of(path: &Path) -> Option<FileStamp> {
+        let meta = std::fs::metadata(path).ok()?;
+        Some(FileStamp {
+            modified: meta.modified().ok(),
+            len: meta.len(),
+            #[cfg(unix)]
+            id: {
+                use std::os::unix::fs::MetadataExt;
+                (meta.dev(), meta.ino())
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FileStamp;
+
+    #[cfg(unix)]
+    #[test]
+    fn a_new_file_renamed_over_the_old_one_is_a_change_even_with_its_time_and_size() {
+        let dir = std::env::temp_dir().join(format!("mtls-stamp-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (path, next) = (dir.join("ca.pem"), dir.join("ca.pem.new"));
+        std::fs::write(&path, "same bytes").unwrap();
+        let before = FileStamp::of(&path).unwrap();
+        std::fs::write(&next, "same bytes").unwrap();
+        let file = std::fs::File::options().write(true).open(&next).unwrap();
+        file.set_modified(before.modified.unwrap()).unwrap();
+        std::fs::rename(&next, &path).unwrap();
+        let after = FileStamp::of(&path).unwrap();
+        assert_eq!((after.modified, after.len), (before.modified, before.len));
+        assert!(after != before);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_missing_file_has_no_stamp() {
+        assert!(FileStamp::of(std::path::Path::new("/nonexistent/mtls/ca.pem")).is_none());
     }
 }
