@@ -10,6 +10,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+use std::time::Duration;
+
 use axum::routing::get;
 use axum::Router;
 use mtls_tests::{listener, LogLines, Pki, Server};
@@ -123,4 +125,76 @@ async fn a_server_certificate_close_to_its_end_is_reported_once_at_startup() {
         1
     );
     server.stop().await.unwrap();
+}
+
+/// A server with a 30 s drain timeout, so that "returns promptly" cannot mean "at the drain".
+async fn drained_server(pki: &Pki, app: Router) -> Server {
+    let listener = listener(pki.config().build().unwrap(), |b| {
+        b.drain_timeout(Duration::from_secs(30))
+    })
+    .await;
+    Server::start_with(listener, app)
+}
+
+/// Shutdown with `stop`, which must return long before the 30 s drain timeout.
+async fn stop_promptly(server: Server) {
+    tokio::time::timeout(Duration::from_secs(10), server.stop())
+        .await
+        .expect("shutdown waited for the drain timeout")
+        .unwrap();
+}
+
+#[tokio::test]
+async fn shutdown_returns_at_once_with_no_connection_open() {
+    let pki = Pki::new();
+    let server = drained_server(&pki, app()).await;
+    let client = pki.ca.leaf().build();
+    // One request on a connection that is then closed: nothing is left open.
+    let outcome = TestClient::new(&pki.ca)
+        .with_cert(&client)
+        .get(server.addr, "/")
+        .await;
+    assert_eq!(outcome.status(), Some(200));
+    stop_promptly(server).await;
+}
+
+#[tokio::test]
+async fn shutdown_closes_an_idle_connection_instead_of_waiting_for_it() {
+    let pki = Pki::new();
+    let server = drained_server(&pki, app()).await;
+    let client = pki.ca.leaf().build();
+    let _idle = TestClient::new(&pki.ca)
+        .with_cert(&client)
+        .connect(server.addr)
+        .await
+        .unwrap();
+    stop_promptly(server).await;
+}
+
+#[tokio::test]
+async fn shutdown_returns_when_the_last_request_in_flight_is_done() {
+    let pki = Pki::new();
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
+    let started_tx = std::sync::Arc::new(std::sync::Mutex::new(Some(started_tx)));
+    let slow = Router::new().route(
+        "/slow",
+        get(move || {
+            if let Some(tx) = started_tx.lock().unwrap().take() {
+                let _ = tx.send(());
+            }
+            async {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                "done"
+            }
+        }),
+    );
+    let server = drained_server(&pki, slow).await;
+    let addr = server.addr;
+    let client = pki.ca.leaf().build();
+    let tc = TestClient::new(&pki.ca).with_cert(&client);
+    let request = tokio::spawn(async move { tc.get(addr, "/slow").await });
+    started_rx.await.unwrap();
+    stop_promptly(server).await;
+    // The request in flight was let finish, not cut off.
+    assert_eq!(request.await.unwrap().status(), Some(200));
 }

@@ -126,6 +126,8 @@ where
 /// Serves `app` over mutual TLS until `signal` completes, then shuts down gracefully: stops
 /// accepting, closes idle connections, lets in-flight requests finish, and closes whatever is
 /// still open after the listener's [`drain_timeout`](crate::MtlsListenerBuilder::drain_timeout).
+/// It returns as soon as the last connection is done: at once when none is open, never later
+/// than the drain timeout (plus a second) for HTTP connections.
 ///
 /// Each connection is served (HTTP/1.1 or HTTP/2; gRPC clients speak HTTP/2) in the task that
 /// completed its TLS handshake, with the connection's [`ClientCert`](crate::ClientCert) on every
