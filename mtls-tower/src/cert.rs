@@ -27,7 +27,7 @@ use crate::rejection::{CertRejection, RejectionKind};
 /// answer a request that starts after that as if it had no certificate (401, `UNAUTHENTICATED`),
 /// with a [`CertificateExpired`](RejectionKind::CertificateExpired) rejection; `serve` also closes
 /// the connection then. Code that takes the extension itself (`Extension<ClientCert>`,
-/// `extensions().get::<ClientCert>()`, [`MtlsStream::client_cert`](crate::MtlsStream::client_cert))
+/// `extensions().get::<ClientCert>()`, [`MtlsStream::client_cert`][stream-client-cert])
 /// gets it unchecked: ask [`is_current_at`](Self::is_current_at), or use the extractor.
 ///
 /// ```
@@ -37,6 +37,15 @@ use crate::rejection::{CertRejection, RejectionKind};
 ///     format!("hello {}", cert.subject())
 /// }
 /// ```
+///
+#[cfg_attr(
+    feature = "server",
+    doc = "[stream-client-cert]: crate::MtlsStream::client_cert"
+)]
+#[cfg_attr(
+    not(feature = "server"),
+    doc = "[stream-client-cert]: https://docs.rs/mtls-tower/latest/mtls_tower/struct.MtlsStream.html#method.client_cert"
+)]
 #[derive(Clone)]
 pub struct ClientCert {
     identity: Arc<ClientIdentity>,

@@ -125,6 +125,28 @@
     not(feature = "testing"),
     doc = "[testing-module]: https://docs.rs/mtls-tower/latest/mtls_tower/testing/index.html"
 )]
+// The same for items of the `server` feature, named in the text above as shortcut links: with
+// the feature they resolve as intra-doc links, without it these definitions take over.
+#![cfg_attr(
+    not(feature = "server"),
+    doc = "[`MtlsConfig`]: https://docs.rs/mtls-tower/latest/mtls_tower/struct.MtlsConfig.html"
+)]
+#![cfg_attr(
+    not(feature = "server"),
+    doc = "[`MtlsListener`]: https://docs.rs/mtls-tower/latest/mtls_tower/struct.MtlsListener.html"
+)]
+#![cfg_attr(
+    not(feature = "server"),
+    doc = "[`AddClientCert`]: https://docs.rs/mtls-tower/latest/mtls_tower/struct.AddClientCert.html"
+)]
+#![cfg_attr(
+    not(all(feature = "server", feature = "axum")),
+    doc = "[`serve`]: https://docs.rs/mtls-tower/latest/mtls_tower/fn.serve.html"
+)]
+#![cfg_attr(
+    not(all(feature = "server", feature = "axum")),
+    doc = "[`MtlsMakeService`]: https://docs.rs/mtls-tower/latest/mtls_tower/struct.MtlsMakeService.html"
+)]
 // docs.rs (`--cfg docsrs`, nightly): a badge on each item that needs a feature. `doc_cfg` took
 // over `doc_auto_cfg` (removed in Rust 1.92) and marks feature-gated items by itself.
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -204,6 +226,18 @@ pub mod testing;
 /// request, certificates, rotation, CRLs, proxies, logs. (Documentation only.)
 pub mod deploying {
     #![doc = include_str!("../docs/deploying.md")]
+    // Links to `server` items in the guide: intra-doc with the feature, docs.rs without it.
+    #![doc = ""]
+    #![cfg_attr(feature = "server", doc = "[reload-handle]: crate::ReloadHandle")]
+    #![cfg_attr(
+        not(feature = "server"),
+        doc = "[reload-handle]: https://docs.rs/mtls-tower/latest/mtls_tower/struct.ReloadHandle.html"
+    )]
+    #![cfg_attr(feature = "server", doc = "[limits-module]: crate::limits")]
+    #![cfg_attr(
+        not(feature = "server"),
+        doc = "[limits-module]: https://docs.rs/mtls-tower/latest/mtls_tower/limits/index.html"
+    )]
 }
 
 #[cfg(test)]

@@ -71,8 +71,25 @@ use crate::logging::Limiter;
 use crate::rejection::fixed_response;
 
 /// The remote address of the connection a request arrived on, as a request extension. Put there by
-/// [`AddClientCert::with_remote_addr`](crate::AddClientCert::with_remote_addr) (which
-/// [`serve`](crate::serve) uses); [`TrustedProxyLayer::by_peer_address`] reads it.
+/// [`AddClientCert::with_remote_addr`][add-client-cert-remote-addr] (which
+/// [`serve`][serve-fn] uses); [`TrustedProxyLayer::by_peer_address`] reads it.
+///
+#[cfg_attr(
+    feature = "server",
+    doc = "[add-client-cert-remote-addr]: crate::AddClientCert::with_remote_addr"
+)]
+#[cfg_attr(
+    not(feature = "server"),
+    doc = "[add-client-cert-remote-addr]: https://docs.rs/mtls-tower/latest/mtls_tower/struct.AddClientCert.html#method.with_remote_addr"
+)]
+#[cfg_attr(
+    all(feature = "server", feature = "axum"),
+    doc = "[serve-fn]: crate::serve"
+)]
+#[cfg_attr(
+    not(all(feature = "server", feature = "axum")),
+    doc = "[serve-fn]: https://docs.rs/mtls-tower/latest/mtls_tower/fn.serve.html"
+)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PeerAddr(pub SocketAddr);
 
@@ -181,8 +198,17 @@ impl TrustedProxyLayer {
     /// Trusts a peer by its address alone: any process that can connect from one of `networks` can
     /// claim any client identity. Prefer [`by_identity`](Self::by_identity); use this only where the
     /// proxy cannot present a certificate and the network path is locked down. The address comes
-    /// from the [`PeerAddr`] request extension (set by [`serve`](crate::serve)); a request without
+    /// from the [`PeerAddr`] request extension (set by [`serve`][serve-fn]); a request without
     /// it is never trusted.
+    ///
+    #[cfg_attr(
+        all(feature = "server", feature = "axum"),
+        doc = "[serve-fn]: crate::serve"
+    )]
+    #[cfg_attr(
+        not(all(feature = "server", feature = "axum")),
+        doc = "[serve-fn]: https://docs.rs/mtls-tower/latest/mtls_tower/fn.serve.html"
+    )]
     pub fn by_peer_address(
         networks: impl IntoIterator<Item = IpNetwork>,
         format: ForwardedFormat,
