@@ -54,7 +54,7 @@ impl Greeter for MyGreeter {
     }
 
     /// The ops admin only.
-    #[require_cert(spiffe = "spiffe://example.org/ns/ops/sa/admin")]
+    #[require_cert(spiffe_id = "spiffe://example.org/ns/ops/sa/admin")]
     async fn set_greeting(
         &self,
         request: Request<SetGreetingRequest>,

@@ -15,7 +15,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Policy::trust_domain("prod.example")?,
         Policy::any([
             Policy::spiffe_path_prefix("/ns/billing")?,
-            Policy::san_dns("*.ops.internal")?,
+            Policy::san("*.ops.internal")?,
         ])?,
         !Policy::ou("contractors")?,
     ])?;

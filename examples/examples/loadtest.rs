@@ -518,7 +518,7 @@ fn mtls_config(pki_dir: &Path) -> Result<MtlsConfig, mtls_tower::ConfigError> {
 fn layer_policy() -> Policy {
     Policy::all([
         Policy::trust_domain("prod.example").expect("a valid trust domain"),
-        Policy::san_dns("*.billing.internal").expect("a valid DNS pattern"),
+        Policy::san("*.billing.internal").expect("a valid DNS pattern"),
         !Policy::ou("contractors").expect("a valid OU"),
     ])
     .expect("three rules")

@@ -48,9 +48,9 @@ fn app() -> Router {
         .route("/admin", get(admin))
         // Router-wide: internal services only. Route policies add to this; they cannot weaken it.
         .layer(RequireClientCertLayer::new(
-            Policy::san_dns("*.billing.internal")
+            Policy::san("*.billing.internal")
                 .unwrap()
-                .or(Policy::san_dns("*.web.internal").unwrap()),
+                .or(Policy::san("*.web.internal").unwrap()),
         ))
 }
 

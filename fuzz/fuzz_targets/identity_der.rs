@@ -11,7 +11,7 @@ fn policy() -> &'static Policy {
     static P: OnceLock<Policy> = OnceLock::new();
     P.get_or_init(|| {
         Policy::any([
-            Policy::san_dns("*.internal").unwrap(),
+            Policy::san("*.internal").unwrap(),
             Policy::trust_domain("prod.example").unwrap(),
             Policy::issuer("CN=x,O=y").unwrap(),
             Policy::not(Policy::ou("z").unwrap()),

@@ -37,7 +37,7 @@ fn evaluate(c: &mut Criterion) {
     let id = typical_leaf(&ca).identity();
     let three = Policy::all([
         Policy::trust_domain("prod.example").unwrap(),
-        Policy::san_dns("*.svc.internal").unwrap(),
+        Policy::san("*.svc.internal").unwrap(),
         !Policy::ou("contractors").unwrap(),
     ])
     .unwrap();
@@ -49,7 +49,7 @@ fn evaluate(c: &mut Criterion) {
     let deny_id = deny.identity();
     let strict = Policy::all([
         Policy::trust_domain("prod.example").unwrap(),
-        Policy::san_dns("*.ops.internal").unwrap(),
+        Policy::san("*.ops.internal").unwrap(),
     ])
     .unwrap();
     c.bench_function("policy/evaluate 2 rules (deny, builds reason)", |b| {
@@ -65,8 +65,8 @@ fn allowlists(c: &mut Criterion) {
         // The identity's values come last, so a linear scan would pay for all n entries.
         let sans = Policy::any(
             (0..n - 1)
-                .map(|i| Policy::san_dns(&format!("host-{i}.svc.internal")).unwrap())
-                .chain([Policy::san_dns("billing.prod.internal").unwrap()]),
+                .map(|i| Policy::san(&format!("host-{i}.svc.internal")).unwrap())
+                .chain([Policy::san("billing.prod.internal").unwrap()]),
         )
         .unwrap();
         let spiffe = Policy::any(
@@ -79,14 +79,13 @@ fn allowlists(c: &mut Criterion) {
         .unwrap();
         let wildcards = Policy::any(
             (0..n - 1)
-                .map(|i| Policy::san_dns(&format!("*.zone{i}.internal")).unwrap())
-                .chain([Policy::san_dns("*.prod.internal").unwrap()]),
+                .map(|i| Policy::san(&format!("*.zone{i}.internal")).unwrap())
+                .chain([Policy::san("*.prod.internal").unwrap()]),
         )
         .unwrap();
-        let misses = Policy::any(
-            (0..n).map(|i| Policy::san_dns(&format!("host-{i}.other.internal")).unwrap()),
-        )
-        .unwrap();
+        let misses =
+            Policy::any((0..n).map(|i| Policy::san(&format!("host-{i}.other.internal")).unwrap()))
+                .unwrap();
         assert!(sans.allows(&id) && spiffe.allows(&id) && wildcards.allows(&id));
         assert!(!misses.allows(&id));
         group.bench_with_input(BenchmarkId::new("san_exact_allow", n), &sans, |b, p| {

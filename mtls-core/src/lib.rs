@@ -21,7 +21,7 @@
 //! let identity = ClientIdentity::from_der_chain(cert.chain())?;
 //!
 //! // Once at start-up:
-//! let policy = Policy::san_dns("*.svc.internal")?.and(Policy::eku("clientAuth")?);
+//! let policy = Policy::san("*.svc.internal")?.and(Policy::eku("clientAuth")?);
 //!
 //! // Per request:
 //! assert_eq!(policy.evaluate(&identity), Decision::Allow);

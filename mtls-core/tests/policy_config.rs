@@ -23,7 +23,7 @@ fn toml_policy_equals_the_same_policy_built_in_code() {
         [policy]
         trust_domain = "prod.example"
         any = [
-            { spiffe = "spiffe://prod.example/ns/billing/sa/api" },
+            { spiffe_id = "spiffe://prod.example/ns/billing/sa/api" },
             { san = ["*.ops.internal", "admin.internal"] },
         ]
         not = { ou = "contractors" }
@@ -34,8 +34,8 @@ fn toml_policy_equals_the_same_policy_built_in_code() {
         Policy::trust_domain("prod.example").unwrap(),
         Policy::any([
             Policy::spiffe_id("spiffe://prod.example/ns/billing/sa/api").unwrap(),
-            Policy::san_dns("*.ops.internal").unwrap(),
-            Policy::san_dns("admin.internal").unwrap(),
+            Policy::san("*.ops.internal").unwrap(),
+            Policy::san("admin.internal").unwrap(),
         ])
         .unwrap(),
         !Policy::ou("contractors").unwrap(),
@@ -118,4 +118,41 @@ fn a_value_of_the_wrong_type_is_an_error() {
     assert!(serde_json::from_str::<Policy>(r#"{ "cn": 5 }"#).is_err());
     assert!(serde_json::from_str::<Policy>(r#"["cn"]"#).is_err());
     assert!(serde_json::from_str::<Policy>(r#"{ "not": [] }"#).is_err());
+}
+
+#[test]
+fn an_unknown_key_names_the_key_it_most_likely_meant_and_lists_the_combinators() {
+    let err = toml_policy("[policy]\nspiffe_path = \"/ns/billing\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("did you mean `spiffe_path_prefix`?"), "{err}");
+    // The same list as the attribute's (less its own settings): combinators included.
+    assert!(err.contains("serial, any, all, not"), "{err}");
+}
+
+#[test]
+fn the_old_keys_spiffe_and_oid_still_load_and_display_under_their_new_names() {
+    let old = toml_policy(
+        "[policy]\nspiffe = \"spiffe://prod.example/a\"\noid = \"1.3.6.1.4.1.99999.1\"\n",
+    )
+    .unwrap();
+    let new = toml_policy(
+        "[policy]\nspiffe_id = \"spiffe://prod.example/a\"\nextension = \"1.3.6.1.4.1.99999.1\"\n",
+    )
+    .unwrap();
+    assert_eq!(old, new);
+    assert_eq!(
+        old.to_string(),
+        r#"all(spiffe_id = "spiffe://prod.example/a", extension = "1.3.6.1.4.1.99999.1")"#
+    );
+}
+
+#[test]
+fn an_old_key_and_its_new_name_together_are_a_duplicate() {
+    let err = toml_policy(
+        "[policy]\nspiffe = \"spiffe://prod.example/a\"\nspiffe_id = \"spiffe://prod.example/b\"\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("duplicate policy key `spiffe_id`"), "{err}");
 }

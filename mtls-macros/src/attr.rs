@@ -8,10 +8,11 @@ use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::{bracketed, parenthesized, Ident, LitStr, Path, Token};
 
-// The keys that name a leaf rule: mtls-core's, the one source of truth.
-use mtls_core::policy::KEYS as RULE_KEYS;
+// The keys that name a leaf rule and the combinators: mtls-core's, the one source of truth for
+// the attribute and configuration files alike.
+use mtls_core::policy::{canonical_key, suggest_key, COMBINATORS, KEYS as RULE_KEYS};
 
-const COMBINATORS: &[&str] = &["any", "all", "not"];
+/// The attribute's own keys, beside the policy keys.
 const SETTINGS: &[&str] = &["policy", "deny", "shadow"];
 
 fn allowed_keys() -> String {
@@ -23,8 +24,13 @@ fn allowed_keys() -> String {
 
 /// A policy expression, validated.
 pub(crate) enum Expr {
-    /// `key = "value"`: one rule (already checked with `Policy::rule`).
-    Rule { key: String, value: LitStr },
+    /// `key = "value"`: one rule (already checked with `Policy::rule`), under its current key
+    /// name; `deprecated` holds the old name as written, when one was used.
+    Rule {
+        key: String,
+        value: LitStr,
+        deprecated: Option<Ident>,
+    },
     /// `key = ["a", "b"]`, `any(..)`.
     Any(Vec<Expr>),
     /// `all(..)`, and the top level.
@@ -53,11 +59,30 @@ pub(crate) struct Args {
 
 /// One parsed item, before the level's rules (duplicates, settings only at top level) apply.
 enum Item {
-    Rule { key: Ident, values: Vec<LitStr> },
-    Group { key: Ident, items: Vec<Item> },
-    Policy { key: Ident, path: Path },
-    Deny { key: Ident, value: LitStr },
-    Shadow { key: Ident },
+    Rule {
+        key: Ident,
+        values: Vec<LitStr>,
+    },
+    Group {
+        key: Ident,
+        items: Vec<Item>,
+    },
+    Policy {
+        key: Ident,
+        path: Path,
+    },
+    Deny {
+        key: Ident,
+        value: LitStr,
+    },
+    Shadow {
+        key: Ident,
+    },
+    /// A key that is not known; its value was skipped so that the items after it are still
+    /// checked and every error is reported at once.
+    Unknown {
+        key: Ident,
+    },
 }
 
 impl Item {
@@ -67,7 +92,8 @@ impl Item {
             | Item::Group { key, .. }
             | Item::Policy { key, .. }
             | Item::Deny { key, .. }
-            | Item::Shadow { key } => key,
+            | Item::Shadow { key }
+            | Item::Unknown { key } => key,
         }
     }
 }
@@ -119,11 +145,9 @@ impl Parse for Item {
             }
             return Ok(Item::Shadow { key });
         }
-        if !RULE_KEYS.contains(&name.as_str()) && !SETTINGS.contains(&name.as_str()) {
-            return Err(err(
-                key.span(),
-                format!("unknown key `{name}`; allowed: {}", allowed_keys()),
-            ));
+        if canonical_key(&name).is_none() && !SETTINGS.contains(&name.as_str()) {
+            skip_value(input);
+            return Ok(Item::Unknown { key });
         }
         input
             .parse::<Token![=]>()
@@ -176,12 +200,70 @@ impl Parse for Item {
     }
 }
 
+/// Skips an unknown key's value (`= "..."`, `= [..]`, `(..)`, or anything else up to the next
+/// comma of this level), so that parsing goes on to the next item.
+fn skip_value(input: ParseStream<'_>) {
+    let _ = input.step(|cursor| {
+        let mut rest = *cursor;
+        while let Some((tt, next)) = rest.token_tree() {
+            if let proc_macro2::TokenTree::Punct(p) = &tt {
+                if p.as_char() == ',' {
+                    break;
+                }
+            }
+            rest = next;
+        }
+        Ok(((), rest))
+    });
+}
+
+/// The error for an unknown key, with the key it most likely meant.
+fn unknown_key(key: &Ident) -> syn::Error {
+    let name = key.to_string();
+    let hint = suggest_key(&name, SETTINGS)
+        .map(|s| format!(" (did you mean `{s}`?)"))
+        .unwrap_or_default();
+    err(
+        key.span(),
+        format!("unknown key `{name}`{hint}; allowed: {}", allowed_keys()),
+    )
+}
+
+/// Adds `e` to the errors collected so far.
+fn collect(errors: &mut Option<syn::Error>, e: syn::Error) {
+    match errors {
+        Some(all) => all.combine(e),
+        None => *errors = Some(e),
+    }
+}
+
 /// Turns the items of one level into expressions: checks duplicates, settings, and every literal.
+/// Every error is collected, so that the author sees them all in one compile.
 fn lower(items: Vec<Item>, top: bool, args: &mut Args) -> syn::Result<Vec<Expr>> {
+    let mut errors = None;
+    let out = lower_level(items, top, args, &mut errors);
+    match errors {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
+}
+
+fn lower_level(
+    items: Vec<Item>,
+    top: bool,
+    args: &mut Args,
+    errors: &mut Option<syn::Error>,
+) -> Vec<Expr> {
     let mut seen: Vec<String> = Vec::new();
     let mut out = Vec::new();
     for item in items {
-        let name = item.key().to_string();
+        if let Item::Unknown { key } = &item {
+            collect(errors, unknown_key(key));
+            continue;
+        }
+        // A deprecated alias counts as its new name, for duplicates too.
+        let written = item.key().to_string();
+        let name = canonical_key(&written).map_or(written, str::to_owned);
         // A repeated key at one level is almost always a mistake (`san = "a", san = "b"` reads as
         // "either" to some and "both" to others): make the author say which.
         if seen.contains(&name) && !COMBINATORS.contains(&name.as_str()) {
@@ -194,29 +276,37 @@ fn lower(items: Vec<Item>, top: bool, args: &mut Args) -> syn::Result<Vec<Expr>>
                     "duplicate key `{name}`; for any of several values write `{name} = [\"a\", \"b\"]`, for all of them use `all(..)`"
                 ),
             };
-            return Err(err(item.key().span(), advice));
+            collect(errors, err(item.key().span(), advice));
+            continue;
         }
         seen.push(name.clone());
         match item {
             Item::Rule { key, values } => {
+                let deprecated = (key != name.as_str()).then(|| key.clone());
                 let mut rules = Vec::new();
                 for value in values {
                     if let Err(e) = mtls_core::Policy::rule(&name, &value.value()) {
-                        return Err(err(value.span(), e));
+                        collect(errors, err(value.span(), e));
+                        continue;
                     }
                     rules.push(Expr::Rule {
-                        key: key.to_string(),
+                        key: name.clone(),
                         value,
+                        deprecated: deprecated.clone(),
                     });
                 }
-                out.push(if rules.len() == 1 {
-                    rules.remove(0)
-                } else {
-                    Expr::Any(rules)
-                });
+                match rules.len() {
+                    0 => {}
+                    1 => out.push(rules.remove(0)),
+                    _ => out.push(Expr::Any(rules)),
+                }
             }
             Item::Group { key, items } => {
-                let inner = lower(items, false, args)?;
+                let inner = lower_level(items, false, args, errors);
+                if inner.is_empty() {
+                    // Every item inside had an error, already collected.
+                    continue;
+                }
                 out.push(match key.to_string().as_str() {
                     "any" => Expr::Any(inner),
                     "all" => Expr::All(inner),
@@ -225,40 +315,54 @@ fn lower(items: Vec<Item>, top: bool, args: &mut Args) -> syn::Result<Vec<Expr>>
             }
             Item::Policy { key, path } => {
                 if !top {
-                    return Err(err(
-                        key.span(),
-                        "`policy = ..` is allowed at the top level only; combine it there",
-                    ));
+                    collect(
+                        errors,
+                        err(
+                            key.span(),
+                            "`policy = ..` is allowed at the top level only; combine it there",
+                        ),
+                    );
+                    continue;
                 }
                 out.push(Expr::Path(path));
             }
             Item::Deny { key, value } => {
                 if !top {
-                    return Err(err(
-                        key.span(),
-                        "`deny = ..` is allowed at the top level only",
-                    ));
+                    collect(
+                        errors,
+                        err(key.span(), "`deny = ..` is allowed at the top level only"),
+                    );
+                    continue;
                 }
                 args.deny = match value.value().as_str() {
                     "forbidden" => Deny::Forbidden,
                     "not_found" => Deny::NotFound(value.span()),
                     other => {
-                        return Err(err(
-                            value.span(),
-                            format!("unknown deny mode {other:?}; use \"forbidden\" (403, the default) or \"not_found\" (404)"),
-                        ))
+                        collect(
+                            errors,
+                            err(
+                                value.span(),
+                                format!("unknown deny mode {other:?}; use \"forbidden\" (403, the default) or \"not_found\" (404)"),
+                            ),
+                        );
+                        continue;
                     }
                 };
             }
             Item::Shadow { key } => {
                 if !top {
-                    return Err(err(key.span(), "`shadow` is allowed at the top level only"));
+                    collect(
+                        errors,
+                        err(key.span(), "`shadow` is allowed at the top level only"),
+                    );
+                    continue;
                 }
                 args.shadow = true;
             }
+            Item::Unknown { .. } => {}
         }
     }
-    Ok(out)
+    out
 }
 
 impl Parse for Args {

@@ -224,8 +224,31 @@ fn policy_expr(expr: &Expr) -> TokenStream {
         quote!(::std::vec![#(#items),*])
     };
     match expr {
-        Expr::Rule { key, value } => {
+        Expr::Rule {
+            key,
+            value,
+            deprecated: None,
+        } => {
             quote_spanned!(value.span()=> ::mtls_tower::__private::rule(#key, #value))
+        }
+        Expr::Rule {
+            key,
+            value,
+            deprecated: Some(old),
+        } => {
+            // A deprecated key works, and says so: a use of a `#[deprecated]` item, spanned on
+            // the key as written, makes rustc print a warning there (proc macros have no warning
+            // API on stable).
+            let note = format!("#[require_cert]: the key `{old}` is now `{key}`");
+            let marker = format_ident!("{}", old.to_string().to_uppercase(), span = old.span());
+            let rule = quote_spanned!(value.span()=> ::mtls_tower::__private::rule(#key, #value));
+            quote! {{
+                #[deprecated(note = #note)]
+                #[allow(dead_code)]
+                const #marker: () = ();
+                let () = #marker;
+                #rule
+            }}
         }
         Expr::Any(items) => {
             let l = list(items);

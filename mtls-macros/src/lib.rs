@@ -23,9 +23,11 @@ use proc_macro::TokenStream;
 ///
 /// # Syntax
 /// - `key = "value"`: one rule. The keys are mtls-core's, listed with what each matches in
-///   [`mtls_core::policy`][key-table]: `san`, `uri`, `uri_prefix`, `spiffe`, `trust_domain`,
+///   [`mtls_core::policy`][key-table]: `san`, `uri`, `uri_prefix`, `spiffe_id`, `trust_domain`,
 ///   `spiffe_path_prefix`, `ip`, `email`, `cn`, `o`, `ou`, `subject`, `issuer`, `issuer_cn`,
-///   `eku`, `oid`, `cert_policy`, `fingerprint`, `serial`;
+///   `eku`, `extension`, `cert_policy`, `fingerprint`, `serial` (the same names as the `Policy`
+///   constructors and configuration-file keys; the old `spiffe` and `oid` still work, with a
+///   deprecation warning);
 /// - `key = ["a", "b"]`: any of the values;
 /// - `any(..)`, `all(..)`, `not(..)`: combinators (items inside `not` are ANDed first);
 /// - top-level items are ANDed; `#[require_cert]` alone admits any verified certificate;
@@ -35,7 +37,9 @@ use proc_macro::TokenStream;
 ///
 /// Every literal is checked at compile time by the parser the runtime uses; a mistake is a
 /// compile error pointing at the literal. Unknown and duplicate keys, and empty `any()` / `all()`
-/// / `not()` / lists, are errors too.
+/// / `not()` / lists, are errors too; an unknown key names the one it most likely meant
+/// (`spiffe_path` gets "did you mean `spiffe_path_prefix`?"). Every mistake of an attribute is
+/// reported in the same compile.
 ///
 /// # What it generates
 /// One extractor parameter is put first in the signature; the rest of the function (parameters,

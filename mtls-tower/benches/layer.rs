@@ -51,7 +51,7 @@ fn layer(c: &mut Criterion) {
         .identity();
     let policy = Policy::all([
         Policy::trust_domain("prod.example").unwrap(),
-        Policy::san_dns("*.billing.internal").unwrap(),
+        Policy::san("*.billing.internal").unwrap(),
         !Policy::ou("contractors").unwrap(),
     ])
     .unwrap();
@@ -124,7 +124,7 @@ fn router(c: &mut Criterion) {
     );
     let policy = Policy::all([
         Policy::trust_domain("prod.example").unwrap(),
-        Policy::san_dns("*.billing.internal").unwrap(),
+        Policy::san("*.billing.internal").unwrap(),
         !Policy::ou("contractors").unwrap(),
     ])
     .unwrap();

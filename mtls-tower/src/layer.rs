@@ -172,7 +172,7 @@ impl<R> RequireClientCertLayer<R> {
     /// use mtls_tower::{Policy, RequireClientCertLayer};
     /// use tower_layer::Layer;
     ///
-    /// let hidden = RequireClientCertLayer::new(Policy::san_dns("*.ops.internal")?).deny_as_not_found();
+    /// let hidden = RequireClientCertLayer::new(Policy::san("*.ops.internal")?).deny_as_not_found();
     /// let app: Router = Router::new()
     ///     .route("/", get(|| async { "public" }))
     ///     .route_service("/admin", hidden.layer(get(|| async { "admin" })));

@@ -15,7 +15,7 @@
 //! use tower::ServiceExt;
 //!
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-//! let policy = Policy::san_dns("*.billing.internal").unwrap();
+//! let policy = Policy::san("*.billing.internal").unwrap();
 //! let app = Router::new()
 //!     .route("/invoices", get(|cert: ClientCert| async move { format!("hello {}", cert.subject()) }))
 //!     .layer(RequireClientCertLayer::new(policy));

@@ -37,7 +37,7 @@ fn web() -> ClientIdentity {
 }
 
 fn billing_policy() -> Policy {
-    Policy::san_dns("*.billing.internal").unwrap()
+    Policy::san("*.billing.internal").unwrap()
 }
 
 fn app(layer: RequireClientCertLayer) -> Router {

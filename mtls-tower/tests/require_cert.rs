@@ -33,7 +33,7 @@ async fn billing(cert: ClientCert) -> String {
 }
 
 #[require_cert(any(
-    spiffe = "spiffe://prod.example/ns/billing/sa/api",
+    spiffe_id = "spiffe://prod.example/ns/billing/sa/api",
     san = "*.ops.internal"
 ))]
 async fn either() -> &'static str {

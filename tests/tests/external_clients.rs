@@ -36,7 +36,7 @@ impl Setup {
             .route(
                 "/billing",
                 get(|| async { "billing" }).route_layer(RequireClientCertLayer::new(
-                    Policy::san_dns("*.billing.internal").unwrap(),
+                    Policy::san("*.billing.internal").unwrap(),
                 )),
             );
         let server = Server::start(config.build().unwrap(), app).await;

@@ -59,7 +59,7 @@ impl Greeter for TestGreeter {
         Ok(Response::new(HelloReply { message }))
     }
 
-    #[require_cert(spiffe = "spiffe://example.org/ns/ops/sa/admin")]
+    #[require_cert(spiffe_id = "spiffe://example.org/ns/ops/sa/admin")]
     async fn set_greeting(
         &self,
         _request: Request<SetGreetingRequest>,

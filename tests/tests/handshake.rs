@@ -25,7 +25,7 @@ fn app() -> Router {
 
 fn guarded_app() -> Router {
     app().layer(RequireClientCertLayer::new(
-        Policy::san_dns("*.billing.internal").unwrap(),
+        Policy::san("*.billing.internal").unwrap(),
     ))
 }
 

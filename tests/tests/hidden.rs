@@ -22,7 +22,7 @@ use tonic::{Request, Response, Status};
 use tower::Layer;
 
 fn billing() -> Policy {
-    Policy::san_dns("*.billing.internal").unwrap()
+    Policy::san("*.billing.internal").unwrap()
 }
 
 #[require_cert(san = "*.billing.internal", deny = "not_found")]

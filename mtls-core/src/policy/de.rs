@@ -8,7 +8,7 @@
 //! ```toml
 //! trust_domain = "prod.example"
 //! any = [
-//!     { spiffe = "spiffe://prod.example/ns/billing/sa/api" },
+//!     { spiffe_id = "spiffe://prod.example/ns/billing/sa/api" },
 //!     { san = ["*.ops.internal", "admin.internal"] },
 //! ]
 //! not = { ou = "contractors" }
@@ -21,7 +21,7 @@ use std::fmt;
 
 use serde::de::{self, Deserialize, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use super::{Policy, PolicyError, KEYS};
+use super::{canonical_key, suggest_key, Policy, PolicyError, COMBINATORS, KEYS};
 
 impl<'de> Deserialize<'de> for Policy {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Policy, D::Error> {
@@ -37,8 +37,9 @@ impl<'de> Visitor<'de> for PolicyVisitor {
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "a policy: a map of rule keys ({}) or combinators (any, all, not)",
-            KEYS.join(", ")
+            "a policy: a map of rule keys ({}) or combinators ({})",
+            KEYS.join(", "),
+            COMBINATORS.join(", ")
         )
     }
 
@@ -93,15 +94,12 @@ impl<'de> Deserialize<'de> for Key {
             "any" => Ok(Key::Any),
             "all" => Ok(Key::All),
             "not" => Ok(Key::Not),
-            k => KEYS
-                .iter()
-                .find(|known| **known == k)
-                .map(|known| Key::Rule(known))
-                .ok_or_else(|| {
-                    de::Error::custom(PolicyError::UnknownKey {
-                        key: crate::truncate_for_display(k),
-                    })
-                }),
+            k => canonical_key(k).map(Key::Rule).ok_or_else(|| {
+                de::Error::custom(PolicyError::UnknownKey {
+                    key: crate::truncate_for_display(k),
+                    suggestion: suggest_key(k, &[]),
+                })
+            }),
         }
     }
 }

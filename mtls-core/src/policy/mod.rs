@@ -11,7 +11,7 @@
 //!     Policy::trust_domain("prod.example")?,
 //!     Policy::any([
 //!         Policy::spiffe_id("spiffe://prod.example/ns/billing/sa/api")?,
-//!         Policy::san_dns("*.ops.internal")?,
+//!         Policy::san("*.ops.internal")?,
 //!     ])?,
 //!     Policy::not(Policy::ou("contractors")?),
 //! ])?;
@@ -37,7 +37,7 @@
 //! | `san` | DNS pattern (`svc.internal`, `*.svc.internal`) | a DNS SAN matches ([`DnsPattern`]) |
 //! | `uri` | URI | a URI SAN equals it exactly |
 //! | `uri_prefix` | text | a URI SAN starts with it (raw string prefix) |
-//! | `spiffe` | SPIFFE ID | the SPIFFE ID equals it |
+//! | `spiffe_id` | SPIFFE ID | the SPIFFE ID equals it |
 //! | `trust_domain` | trust domain | the SPIFFE ID is in that trust domain |
 //! | `spiffe_path_prefix` | path (`/ns/billing`) | the SPIFFE ID path starts with it, by whole segments |
 //! | `ip` | address or CIDR | an IP SAN lies in it ([`IpNetwork`]) |
@@ -47,10 +47,16 @@
 //! | `issuer` | RFC 4514 DN (`CN=Issuing CA,O=Example`) | the issuer DN equals it |
 //! | `issuer_cn` | text | an issuer CN equals it |
 //! | `eku` | `clientAuth`, ... or OID | the EKU extension lists it |
-//! | `oid` | OID, or `OID=hex` | the extension is present (with exactly that value) |
+//! | `extension` | OID, or `OID=hex` | the extension is present (with exactly that value) |
 //! | `cert_policy` | OID | the certificate policies extension lists it |
 //! | `fingerprint` | `sha256:<64 hex>` | the leaf's SHA-256 fingerprint equals it |
 //! | `serial` | hex | the serial number equals it |
+//!
+//! Each key has a constructor of the same name (`Policy::san`, `Policy::spiffe_id`,
+//! `Policy::subject(attribute, value)`, ...; `extension` also has `extension_value` for a value
+//! given as bytes). The old keys `spiffe` and `oid` ([`DEPRECATED_KEYS`]) still work and mean
+//! `spiffe_id` and `extension`. An unknown key is an error that names the closest known key
+//! ([`suggest_key`]): `spiffe_path` gets "did you mean `spiffe_path_prefix`?".
 //!
 //! Text comparisons are exact and case-sensitive, except DNS names and email domains (ASCII
 //! case-insensitive, as DNS is).
@@ -187,10 +193,17 @@ pub enum PolicyError {
         combinator: &'static str,
     },
     /// A key that names no rule.
-    #[error("unknown policy key `{key}`; expected one of: {}", KEYS.join(", "))]
+    #[error(
+        "unknown policy key `{key}`{}; expected one of: {}, {}",
+        suggestion.map_or_else(String::new, |s| format!(" (did you mean `{s}`?)")),
+        KEYS.join(", "),
+        COMBINATORS.join(", ")
+    )]
     UnknownKey {
         /// The key as written.
         key: String,
+        /// The known key it most likely meant ([`suggest_key`]).
+        suggestion: Option<&'static str>,
     },
     /// A key's value is not valid for it.
     #[error("invalid value for `{key}`: {source}")]
@@ -232,12 +245,14 @@ pub enum ValueError {
     Other(String),
 }
 
-/// Every rule key, in documentation order.
+/// Every rule key, in documentation order: the one name of each rule, the same in
+/// [`Policy::rule`], configuration files, `#[require_cert(..)]` and (for most) the constructor
+/// of the same name.
 pub const KEYS: &[&str] = &[
     "san",
     "uri",
     "uri_prefix",
-    "spiffe",
+    "spiffe_id",
     "trust_domain",
     "spiffe_path_prefix",
     "ip",
@@ -249,11 +264,130 @@ pub const KEYS: &[&str] = &[
     "issuer",
     "issuer_cn",
     "eku",
-    "oid",
+    "extension",
     "cert_policy",
     "fingerprint",
     "serial",
 ];
+
+/// The keys that combine rules, beside [`KEYS`] in configuration files and the attribute.
+pub const COMBINATORS: &[&str] = &["any", "all", "not"];
+
+/// Old key names that are still accepted, each with the key that replaced it. They mean exactly
+/// what the new key means; a policy displays (and deny reasons name) the new key.
+pub const DEPRECATED_KEYS: &[(&str, &str)] = &[("spiffe", "spiffe_id"), ("oid", "extension")];
+
+/// The rule key `key` stands for: itself if it is one of [`KEYS`], the new name if it is one of
+/// [`DEPRECATED_KEYS`], else `None`.
+///
+/// ```
+/// use mtls_core::policy::canonical_key;
+/// assert_eq!(canonical_key("san"), Some("san"));
+/// assert_eq!(canonical_key("spiffe"), Some("spiffe_id"));
+/// assert_eq!(canonical_key("sna"), None);
+/// ```
+pub fn canonical_key(key: &str) -> Option<&'static str> {
+    KEYS.iter().copied().find(|k| *k == key).or_else(|| {
+        DEPRECATED_KEYS
+            .iter()
+            .find(|(old, _)| *old == key)
+            .map(|(_, new)| *new)
+    })
+}
+
+/// The known key that `key` most likely meant: a rule key, a combinator or one of `extra` (the
+/// attribute adds its settings), for "did you mean" in error messages. Matches common other
+/// names (`dns`, `common_name`, `spiffe_path`, ...) and near misses (one or two letters off);
+/// `None` when nothing is close.
+///
+/// ```
+/// use mtls_core::policy::suggest_key;
+/// assert_eq!(suggest_key("sna", &[]), Some("san"));
+/// assert_eq!(suggest_key("common_name", &[]), Some("cn"));
+/// assert_eq!(suggest_key("trustdomain", &[]), Some("trust_domain"));
+/// assert_eq!(suggest_key("shadwo", &["shadow"]), Some("shadow"));
+/// assert_eq!(suggest_key("colour", &[]), None);
+/// ```
+pub fn suggest_key(key: &str, extra: &[&'static str]) -> Option<&'static str> {
+    // Names other tools and specs use for the same thing.
+    const OTHER_NAMES: &[(&str, &str)] = &[
+        ("dns", "san"),
+        ("dns_san", "san"),
+        ("san_dns", "san"),
+        ("dns_name", "san"),
+        ("uri_san", "uri"),
+        ("san_uri", "uri"),
+        ("spiffe_path", "spiffe_path_prefix"),
+        ("path_prefix", "spiffe_path_prefix"),
+        ("td", "trust_domain"),
+        ("ip_address", "ip"),
+        ("ip_san", "ip"),
+        ("cidr", "ip"),
+        ("email_san", "email"),
+        ("rfc822", "email"),
+        ("common_name", "cn"),
+        ("organization", "o"),
+        ("organisation", "o"),
+        ("org", "o"),
+        ("organizational_unit", "ou"),
+        ("org_unit", "ou"),
+        ("subject_attr", "subject"),
+        ("issuer_dn", "issuer"),
+        ("extended_key_usage", "eku"),
+        ("ext", "extension"),
+        ("policy_oid", "cert_policy"),
+        ("certificate_policy", "cert_policy"),
+        ("sha256", "fingerprint"),
+        ("serial_number", "serial"),
+        ("or", "any"),
+        ("and", "all"),
+    ];
+    let lower = key.to_ascii_lowercase().replace('-', "_");
+    if let Some(k) = canonical_key(&lower) {
+        return Some(k);
+    }
+    if let Some((_, k)) = OTHER_NAMES.iter().find(|(other, _)| *other == lower) {
+        return Some(k);
+    }
+    let candidates = KEYS.iter().chain(COMBINATORS).chain(extra).copied();
+    // Allow one edit for short keys, two for longer ones: `ou` -> `o` is a real mistake, but
+    // every two-letter word is within two edits of `cn`.
+    let limit = if lower.len() <= 4 { 1 } else { 2 };
+    candidates
+        .map(|k| (edit_distance(&lower, k), k))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+/// Optimal string alignment distance (Levenshtein plus adjacent swaps), on bytes: keys are ASCII.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    // Keys are short; a policy key longer than this is no near miss of anything.
+    if a.len() > 64 {
+        return usize::MAX;
+    }
+    let mut rows = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in rows.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in rows[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut d = (rows[i - 1][j] + 1)
+                .min(rows[i][j - 1] + 1)
+                .min(rows[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d = d.min(rows[i - 2][j - 2] + 1);
+            }
+            rows[i][j] = d;
+        }
+    }
+    rows[a.len()][b.len()]
+}
 
 /// A leaf rule.
 #[derive(Clone, PartialEq, Eq)]
@@ -360,15 +494,23 @@ impl Policy {
     ///
     /// ```
     /// use mtls_core::Policy;
-    /// assert_eq!(Policy::rule("san", "*.internal").unwrap(), Policy::san_dns("*.internal").unwrap());
+    /// assert_eq!(Policy::rule("san", "*.internal").unwrap(), Policy::san("*.internal").unwrap());
     /// assert!(Policy::rule("sna", "x").unwrap_err().to_string().contains("unknown policy key"));
     /// ```
     pub fn rule(key: &str, value: &str) -> Result<Policy, PolicyError> {
-        let rule = match key {
+        let Some(canonical) = canonical_key(key) else {
+            return Err(PolicyError::UnknownKey {
+                key: crate::truncate_for_display(key),
+                suggestion: suggest_key(key, &[]),
+            });
+        };
+        let rule = match canonical {
             "san" => Rule::DnsSan(DnsPattern::parse(value).map_err(|e| invalid("san", e))?),
             "uri" => Rule::Uri(non_empty("uri", value)?.into()),
             "uri_prefix" => Rule::UriPrefix(non_empty("uri_prefix", value)?.into()),
-            "spiffe" => Rule::SpiffeId(SpiffeId::parse(value).map_err(|e| invalid("spiffe", e))?),
+            "spiffe_id" => {
+                Rule::SpiffeId(SpiffeId::parse(value).map_err(|e| invalid("spiffe_id", e))?)
+            }
             "trust_domain" => {
                 // TrustDomain::parse also takes a whole SPIFFE ID (as go-spiffe does), which here
                 // would silently widen `spiffe://td/one/workload` to every workload of `td`.
@@ -376,7 +518,7 @@ impl Policy {
                     return Err(invalid(
                         "trust_domain",
                         ValueError::Other(format!(
-                            "expected a bare trust domain such as \"prod.example\", got {value:?}; use `spiffe` to match one SPIFFE ID"
+                            "expected a bare trust domain such as \"prod.example\", got {value:?}; use `spiffe_id` to match one SPIFFE ID"
                         )),
                     ));
                 }
@@ -441,18 +583,18 @@ impl Policy {
                 value: non_empty("issuer_cn", value)?.into(),
             },
             "eku" => Rule::Eku(Oid::parse_name_or_dotted(value).map_err(|e| invalid("eku", e))?),
-            "oid" => match value.split_once('=') {
+            "extension" => match value.split_once('=') {
                 None => Rule::Extension {
-                    oid: Oid::parse_name_or_dotted(value).map_err(|e| invalid("oid", e))?,
+                    oid: Oid::parse_name_or_dotted(value).map_err(|e| invalid("extension", e))?,
                     value: None,
                 },
                 Some((oid, hex)) => Rule::Extension {
-                    oid: Oid::parse_name_or_dotted(oid).map_err(|e| invalid("oid", e))?,
+                    oid: Oid::parse_name_or_dotted(oid).map_err(|e| invalid("extension", e))?,
                     value: Some(
                         crate::fingerprint::parse_hex_bytes(hex)
                             .ok_or_else(|| {
                                 invalid(
-                                    "oid",
+                                    "extension",
                                     ValueError::Other(format!(
                                         "the value after `=` must be the extension's DER value in hex, got {hex:?}"
                                     )),
@@ -469,18 +611,28 @@ impl Policy {
                 Rule::Fingerprint(Fingerprint::parse(value).map_err(|e| invalid("fingerprint", e))?)
             }
             "serial" => Rule::Serial(SerialNumber::parse(value).map_err(|e| invalid("serial", e))?),
+            // `canonical_key` returns only the keys above; should KEYS gain a key without an
+            // arm here, it is refused rather than panicking.
             other => {
                 return Err(PolicyError::UnknownKey {
-                    key: crate::truncate_for_display(other),
+                    key: other.to_owned(),
+                    suggestion: None,
                 })
             }
         };
         Ok(Policy::from_rule(rule))
     }
 
-    /// A DNS-name SAN matches `pattern` (exact, or `*.` wildcard over one leftmost label).
-    pub fn san_dns(pattern: &str) -> Result<Policy, PolicyError> {
+    /// A DNS-name SAN matches `pattern` (exact, or `*.` wildcard over one leftmost label): key
+    /// `san`.
+    pub fn san(pattern: &str) -> Result<Policy, PolicyError> {
         Policy::rule("san", pattern)
+    }
+
+    /// The old name of [`san`](Self::san).
+    #[deprecated(since = "0.1.0", note = "renamed `Policy::san`, after its key `san`")]
+    pub fn san_dns(pattern: &str) -> Result<Policy, PolicyError> {
+        Policy::san(pattern)
     }
 
     /// A URI SAN equals `uri` exactly.
@@ -494,9 +646,9 @@ impl Policy {
         Policy::rule("uri_prefix", prefix)
     }
 
-    /// The certificate's SPIFFE ID equals `id`.
+    /// The certificate's SPIFFE ID equals `id`: key `spiffe_id` (formerly `spiffe`).
     pub fn spiffe_id(id: &str) -> Result<Policy, PolicyError> {
-        Policy::rule("spiffe", id)
+        Policy::rule("spiffe_id", id)
     }
 
     /// The certificate's SPIFFE ID belongs to `trust_domain` (`"prod.example"`).
@@ -536,9 +688,19 @@ impl Policy {
         Policy::rule("ou", ou)
     }
 
-    /// A subject attribute, named (`"L"`, `"serialNumber"`) or by OID, equals `value`.
-    pub fn subject_attr(attribute: &str, value: &str) -> Result<Policy, PolicyError> {
+    /// A subject attribute, named (`"L"`, `"serialNumber"`) or by OID, equals `value`: key
+    /// `subject`, whose value is `ATTRIBUTE=value`.
+    pub fn subject(attribute: &str, value: &str) -> Result<Policy, PolicyError> {
         Policy::rule("subject", &format!("{attribute}={value}"))
+    }
+
+    /// The old name of [`subject`](Self::subject).
+    #[deprecated(
+        since = "0.1.0",
+        note = "renamed `Policy::subject`, after its key `subject`"
+    )]
+    pub fn subject_attr(attribute: &str, value: &str) -> Result<Policy, PolicyError> {
+        Policy::subject(attribute, value)
     }
 
     /// The issuer DN equals `dn` (RFC 4514, most specific first: `"CN=Issuing CA,O=Example"`).
@@ -556,14 +718,14 @@ impl Policy {
         Policy::rule("eku", eku)
     }
 
-    /// The extension `oid` is present.
+    /// The extension `oid` is present: key `extension` (formerly `oid`).
     pub fn extension(oid: &str) -> Result<Policy, PolicyError> {
-        Policy::rule("oid", oid)
+        Policy::rule("extension", oid)
     }
 
     /// The extension `oid` is present with exactly this DER value.
     pub fn extension_value(oid: &str, value: &[u8]) -> Result<Policy, PolicyError> {
-        let oid = Oid::parse_name_or_dotted(oid).map_err(|e| invalid("oid", e))?;
+        let oid = Oid::parse_name_or_dotted(oid).map_err(|e| invalid("extension", e))?;
         Ok(Policy::from_rule(Rule::Extension {
             oid,
             value: Some(value.into()),
@@ -748,7 +910,7 @@ impl Rule {
             Rule::DnsSan(_) => ("san", "DNS SAN"),
             Rule::Uri(_) => ("uri", "URI SAN"),
             Rule::UriPrefix(_) => ("uri_prefix", "URI SAN"),
-            Rule::SpiffeId(_) => ("spiffe", "SPIFFE ID"),
+            Rule::SpiffeId(_) => ("spiffe_id", "SPIFFE ID"),
             Rule::TrustDomain(_) => ("trust_domain", "SPIFFE ID"),
             Rule::SpiffePathPrefix(_) => ("spiffe_path_prefix", "SPIFFE ID"),
             Rule::Ip(_) => ("ip", "IP address SAN"),
@@ -760,7 +922,7 @@ impl Rule {
             Rule::IssuerAttr { .. } => ("issuer_cn", "issuer CN"),
             Rule::IssuerDn { .. } => ("issuer", "issuer DN"),
             Rule::Eku(_) => ("eku", "extended key usage"),
-            Rule::Extension { .. } => ("oid", "extension with that OID"),
+            Rule::Extension { .. } => ("extension", "extension with that OID"),
             Rule::CertPolicy(_) => ("cert_policy", "certificate policy"),
             Rule::Fingerprint(_) => ("fingerprint", "fingerprint"),
             Rule::Serial(_) => ("serial", "serial number"),

@@ -36,10 +36,10 @@ fn deny_reason(p: &Policy, id: &ClientIdentity) -> DenyReason {
 #[test]
 fn san_exact_and_wildcard() {
     let cert = id(|l| l.dns("api.svc.internal"));
-    assert_allows(&Policy::san_dns("API.svc.internal").unwrap(), &cert);
-    assert_allows(&Policy::san_dns("*.svc.internal").unwrap(), &cert);
+    assert_allows(&Policy::san("API.svc.internal").unwrap(), &cert);
+    assert_allows(&Policy::san("*.svc.internal").unwrap(), &cert);
     assert_eq!(
-        deny_reason(&Policy::san_dns("*.internal").unwrap(), &cert).kind(),
+        deny_reason(&Policy::san("*.internal").unwrap(), &cert).kind(),
         DenyKind::NoMatch
     );
 }
@@ -47,7 +47,7 @@ fn san_exact_and_wildcard() {
 #[test]
 fn san_rule_without_dns_sans_is_missing() {
     let cert = id(|l| l);
-    let r = deny_reason(&Policy::san_dns("a.internal").unwrap(), &cert);
+    let r = deny_reason(&Policy::san("a.internal").unwrap(), &cert);
     assert_eq!(r.kind(), DenyKind::Missing);
     assert_eq!(
         r.to_string(),
@@ -126,8 +126,8 @@ fn subject_cn_o_ou_and_any_attribute() {
     assert_allows(&Policy::cn("svc-a").unwrap(), &cert);
     assert_allows(&Policy::o("Example").unwrap(), &cert);
     assert_allows(&Policy::ou("payments").unwrap(), &cert);
-    assert_allows(&Policy::subject_attr("L", "Paris").unwrap(), &cert);
-    assert_allows(&Policy::subject_attr("2.5.4.7", "Paris").unwrap(), &cert);
+    assert_allows(&Policy::subject("L", "Paris").unwrap(), &cert);
+    assert_allows(&Policy::subject("2.5.4.7", "Paris").unwrap(), &cert);
     assert_allows(&Policy::rule("subject", "L=Paris").unwrap(), &cert);
     deny_reason(&Policy::cn("SVC-A").unwrap(), &cert);
 }
@@ -177,7 +177,7 @@ fn extension_present_and_with_value() {
     let cert = id(|l| l.extension(&oid, false, &[0x0c, 0x02, b'o', b'k']));
     assert_allows(&Policy::extension("1.3.6.1.4.1.99999.1").unwrap(), &cert);
     assert_allows(
-        &Policy::rule("oid", "1.3.6.1.4.1.99999.1=0c026f6b").unwrap(),
+        &Policy::rule("extension", "1.3.6.1.4.1.99999.1=0c026f6b").unwrap(),
         &cert,
     );
     assert_allows(
@@ -185,11 +185,11 @@ fn extension_present_and_with_value() {
         &cert,
     );
     deny_reason(
-        &Policy::rule("oid", "1.3.6.1.4.1.99999.1=0c026f6c").unwrap(),
+        &Policy::rule("extension", "1.3.6.1.4.1.99999.1=0c026f6c").unwrap(),
         &cert,
     );
     deny_reason(&Policy::extension("1.3.6.1.4.1.99999.2").unwrap(), &cert);
-    assert!(Policy::rule("oid", "1.3.6.1.4.1.99999.1=zz").is_err());
+    assert!(Policy::rule("extension", "1.3.6.1.4.1.99999.1=zz").is_err());
 }
 
 #[test]
@@ -235,7 +235,7 @@ fn empty_any_and_all_are_errors() {
 fn all_reports_the_first_failing_rule() {
     let cert = id(|l| l.dns("a.internal").org_unit("eng"));
     let p = Policy::all([
-        Policy::san_dns("a.internal").unwrap(),
+        Policy::san("a.internal").unwrap(),
         Policy::ou("ops").unwrap(),
         Policy::cn("never").unwrap(),
     ])
@@ -248,8 +248,7 @@ fn all_reports_the_first_failing_rule() {
 #[test]
 fn any_denial_names_the_alternatives_shortened() {
     let cert = id(|l| l.dns("zzz.internal"));
-    let p =
-        Policy::any((0..10).map(|i| Policy::san_dns(&format!("h{i}.internal")).unwrap())).unwrap();
+    let p = Policy::any((0..10).map(|i| Policy::san(&format!("h{i}.internal")).unwrap())).unwrap();
     let r = deny_reason(&p, &cert);
     assert_eq!(r.kind(), DenyKind::NoAlternativeMatched);
     assert!(r.rule().ends_with(", ... 6 more)"), "{}", r.rule());
@@ -293,17 +292,17 @@ fn display_uses_require_cert_syntax() {
         Policy::trust_domain("prod.example").unwrap(),
         Policy::any([
             Policy::spiffe_id("spiffe://prod.example/ns/billing/sa/api").unwrap(),
-            Policy::san_dns("*.ops.internal").unwrap(),
+            Policy::san("*.ops.internal").unwrap(),
         ])
         .unwrap(),
         !Policy::ou("contractors").unwrap(),
-        Policy::subject_attr("l", "Paris").unwrap(),
+        Policy::subject("l", "Paris").unwrap(),
         Policy::eku("1.3.6.1.5.5.7.3.2").unwrap(),
     ])
     .unwrap();
     assert_eq!(
         p.to_string(),
-        "all(trust_domain = \"prod.example\", any(spiffe = \"spiffe://prod.example/ns/billing/sa/api\", \
+        "all(trust_domain = \"prod.example\", any(spiffe_id = \"spiffe://prod.example/ns/billing/sa/api\", \
          san = \"*.ops.internal\"), not(ou = \"contractors\"), subject = \"L=Paris\", eku = \"clientAuth\")"
     );
 }
@@ -317,7 +316,7 @@ fn unknown_key_error_lists_the_keys() {
 
 #[test]
 fn invalid_values_say_which_key_and_why() {
-    let err = Policy::san_dns("f*.example.com").unwrap_err();
+    let err = Policy::san("f*.example.com").unwrap_err();
     assert!(matches!(
         err,
         PolicyError::InvalidValue {
@@ -329,7 +328,7 @@ fn invalid_values_say_which_key_and_why() {
     assert!(matches!(
         err,
         PolicyError::InvalidValue {
-            key: "spiffe",
+            key: "spiffe_id",
             source: ValueError::Spiffe(_)
         }
     ));
@@ -341,7 +340,7 @@ fn invalid_values_say_which_key_and_why() {
     assert!(Policy::eku("clientauthentication").is_err());
     assert!(Policy::fingerprint("sha256:abc").is_err());
     assert!(Policy::issuer("CN=a;b").is_err());
-    assert!(Policy::subject_attr("NotAnAttribute", "x").is_err());
+    assert!(Policy::subject("NotAnAttribute", "x").is_err());
 }
 
 // ----- the index behind large any() lists -----
@@ -357,16 +356,16 @@ fn indexed_any_covers_every_exact_kind() {
             .serial(&[7])
     });
     let fp = cert_a.fingerprint_sha256().to_string();
-    let filler = (0..50).map(|i| Policy::san_dns(&format!("filler{i}.internal")).unwrap());
+    let filler = (0..50).map(|i| Policy::san(&format!("filler{i}.internal")).unwrap());
     for alt in [
-        Policy::san_dns("x.a.internal").unwrap(),
-        Policy::san_dns("*.a.internal").unwrap(),
+        Policy::san("x.a.internal").unwrap(),
+        Policy::san("*.a.internal").unwrap(),
         Policy::spiffe_id("spiffe://td.example/w").unwrap(),
         Policy::trust_domain("td.example").unwrap(),
         Policy::uri("spiffe://td.example/w").unwrap(),
         Policy::email("u@mail.example").unwrap(),
         Policy::email("@mail.example").unwrap(),
-        Policy::subject_attr("L", "Lyon").unwrap(),
+        Policy::subject("L", "Lyon").unwrap(),
         Policy::fingerprint(&fp).unwrap(),
         Policy::serial("07").unwrap(),
     ] {
@@ -380,7 +379,7 @@ fn indexed_any_covers_every_exact_kind() {
 #[test]
 fn indexed_wildcard_never_expands_a_certificate_wildcard() {
     let p = Policy::any([
-        Policy::san_dns("*.a.internal").unwrap(),
+        Policy::san("*.a.internal").unwrap(),
         Policy::cn("zz").unwrap(),
     ])
     .unwrap();
@@ -445,7 +444,7 @@ fn universe() -> &'static Vec<(TestCert, ClientIdentity)> {
 
 fn leaf_strategy() -> impl Strategy<Value = Policy> {
     prop_oneof![
-        proptest::sample::select(DNS_PATTERNS).prop_map(|p| Policy::san_dns(p).unwrap()),
+        proptest::sample::select(DNS_PATTERNS).prop_map(|p| Policy::san(p).unwrap()),
         proptest::sample::select(SPIFFE).prop_map(|s| Policy::spiffe_id(s).unwrap()),
         proptest::sample::select(&["one.example", "two.example"][..])
             .prop_map(|t| Policy::trust_domain(t).unwrap()),
@@ -551,11 +550,82 @@ fn not_of_an_oid_with_a_large_first_sub_identifier_denies_a_certificate_that_has
 #[test]
 fn trust_domain_rule_refuses_a_whole_spiffe_id() {
     let err = Policy::trust_domain("spiffe://prod.example/ns/billing/sa/api").unwrap_err();
-    assert!(err.to_string().contains("use `spiffe`"), "{err}");
+    assert!(err.to_string().contains("use `spiffe_id`"), "{err}");
 }
 
 #[test]
 fn subject_rule_refuses_spaces_around_the_value() {
     assert!(Policy::rule("subject", "L = Paris").is_err());
     assert!(Policy::rule("subject", "L =Paris").is_ok());
+}
+
+mod key_names {
+    use crate::policy::{canonical_key, suggest_key, COMBINATORS, DEPRECATED_KEYS, KEYS};
+    use crate::Policy;
+
+    #[test]
+    fn every_key_is_its_own_canonical_name_and_every_old_name_maps_to_a_key() {
+        for key in KEYS {
+            assert_eq!(canonical_key(key), Some(*key));
+        }
+        for (old, new) in DEPRECATED_KEYS {
+            assert!(KEYS.contains(new), "{new}");
+            assert!(!KEYS.contains(old), "{old}");
+            assert_eq!(canonical_key(old), Some(*new));
+        }
+    }
+
+    #[test]
+    fn a_deprecated_key_builds_the_same_rule_as_its_new_name() {
+        assert_eq!(
+            Policy::rule("spiffe", "spiffe://td/x").unwrap(),
+            Policy::spiffe_id("spiffe://td/x").unwrap()
+        );
+        assert_eq!(
+            Policy::rule("oid", "2.999.1").unwrap(),
+            Policy::extension("2.999.1").unwrap()
+        );
+    }
+
+    #[test]
+    fn an_unknown_key_error_carries_the_suggestion() {
+        let err = Policy::rule("trustdomain", "prod.example").unwrap_err();
+        assert!(
+            err.to_string().contains("did you mean `trust_domain`?"),
+            "{err}"
+        );
+        let err = Policy::rule("colour", "blue").unwrap_err();
+        assert!(!err.to_string().contains("did you mean"), "{err}");
+    }
+
+    #[test]
+    fn a_key_one_letter_off_is_suggested() {
+        // Three-letter keys are one edit from each other (`ku` is as near `ou` as `eku`).
+        for key in KEYS.iter().chain(COMBINATORS).filter(|k| k.len() > 3) {
+            let dropped: String = key.chars().skip(1).collect();
+            assert_eq!(suggest_key(&dropped, &[]), Some(*key), "{dropped}");
+            let mut swapped: Vec<char> = key.chars().collect();
+            swapped.swap(0, 1);
+            let swapped: String = swapped.into_iter().collect();
+            assert_eq!(suggest_key(&swapped, &[]), Some(*key), "{swapped}");
+        }
+    }
+
+    #[test]
+    fn other_spellings_and_case_find_the_key() {
+        assert_eq!(suggest_key("SAN", &[]), Some("san"));
+        assert_eq!(
+            suggest_key("spiffe-path-prefix", &[]),
+            Some("spiffe_path_prefix")
+        );
+        assert_eq!(suggest_key("dns", &[]), Some("san"));
+        assert_eq!(suggest_key("organizational_unit", &[]), Some("ou"));
+        assert_eq!(suggest_key("serial_number", &[]), Some("serial"));
+    }
+
+    #[test]
+    fn a_very_long_key_gets_no_suggestion_and_no_quadratic_work() {
+        let long = "x".repeat(100_000);
+        assert_eq!(suggest_key(&long, &[]), None);
+    }
 }

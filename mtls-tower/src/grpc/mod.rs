@@ -12,7 +12,7 @@
 //! let routes = service_fn(|_req: Request<tonic::body::Body>| async {
 //!     Ok::<_, std::convert::Infallible>(Response::new(tonic::body::Body::empty()))
 //! });
-//! let svc = RequireClientCertLayer::new(Policy::san_dns("*.billing.internal")?)
+//! let svc = RequireClientCertLayer::new(Policy::san("*.billing.internal")?)
 //!     .grpc() // denials become gRPC statuses
 //!     .layer(routes);
 //!
@@ -272,7 +272,7 @@ mod tests {
     }
 
     fn billing_only() -> RequireClientCertLayer<GrpcRejection> {
-        RequireClientCertLayer::new(Policy::san_dns("*.billing.internal").unwrap()).grpc()
+        RequireClientCertLayer::new(Policy::san("*.billing.internal").unwrap()).grpc()
     }
 
     fn cert(dns: &str) -> ClientCert {

@@ -1,6 +1,6 @@
 use mtls_tower::require_cert;
 
-#[require_cert(spiffe = "spiffe://Prod.Example/ns/a")]
+#[require_cert(spiffe_id = "spiffe://Prod.Example/ns/a")]
 async fn handler() {}
 
 fn main() {}

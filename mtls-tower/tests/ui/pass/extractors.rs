@@ -23,7 +23,7 @@ async fn create_order(State(_db): State<Db>, Json(_order): Json<Order>) -> impl 
     "created"
 }
 
-#[require_cert(spiffe = "spiffe://prod.example/ns/billing/sa/api")]
+#[require_cert(spiffe_id = "spiffe://prod.example/ns/billing/sa/api")]
 async fn get_order(Path(id): Path<u32>, Query(_page): Query<Page>, cert: ClientCert) -> Result<String, String> {
     Ok(format!("{id} {}", cert.subject()))
 }

@@ -46,7 +46,7 @@ impl Greeter for MyGreeter {
     }
 
     #[require_cert(trust_domain = "example.org")]
-    #[require_cert(any(spiffe = "spiffe://example.org/a", spiffe_path_prefix = "/ns/b"))]
+    #[require_cert(any(spiffe_id = "spiffe://example.org/a", spiffe_path_prefix = "/ns/b"))]
     async fn stacked(&self, _request: Request<Vec<u8>>) -> Result<Response<u32>, Status> {
         Ok(Response::new(1))
     }
