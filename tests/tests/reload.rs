@@ -506,3 +506,31 @@ async fn watching_files_retries_a_failed_build_at_every_tick_until_it_succeeds()
     assert_eq!(served_leaf(&pki, &server).await, rotated.der());
     watcher.abort();
 }
+
+#[tokio::test]
+async fn a_watch_builds_on_the_blocking_pool_not_on_the_runtime_thread() {
+    let pki = Pki::new();
+    let dir = TempDir::new("reload-blocking");
+    let ca_path = dir.write("ca.pem", pki.ca.cert_pem());
+    let (_server, handle) = start(&pki, false).await;
+    let built_on = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let build = {
+        let (server, ca_path, built_on) = (pki.server.clone(), ca_path.clone(), built_on.clone());
+        move || {
+            built_on.lock().unwrap().push(std::thread::current().id());
+            MtlsConfig::builder()
+                .server_cert(server.chain().to_vec(), server.key_der())
+                .client_ca_pem_file(&ca_path)
+                .build()
+        }
+    };
+    let watcher = handle.watch_files(vec![ca_path.clone()], Duration::from_millis(20), build);
+    dir.write("ca.pem", TestCa::new("Next CA").cert_pem());
+    wait_for_generation(&handle, 1).await;
+    watcher.abort();
+    // This test's runtime has one thread, this one: a build here would have stalled every
+    // connection the runtime serves while it read and parsed files.
+    let built_on = built_on.lock().unwrap();
+    assert!(!built_on.is_empty());
+    assert!(built_on.iter().all(|id| *id != std::thread::current().id()));
+}

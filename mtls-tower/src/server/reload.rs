@@ -188,13 +188,15 @@ impl ReloadHandle {
 
     /// Reads the files the running configuration was built from again
     /// ([`MtlsConfig::rebuild`]) and swaps the result in; as [`reload_with`](Self::reload_with),
-    /// a failure keeps the running configuration and is logged and returned.
+    /// a failure keeps the running configuration and is logged and returned. It reads the files
+    /// on the calling thread: from async code, call it inside `tokio::task::spawn_blocking`.
     pub fn reload_files(&self) -> Result<(), ConfigError> {
         let current = self.current_config();
         self.reload_with(|| current.rebuild())
     }
 
-    /// Reloads with `build` on every SIGHUP (Unix), until the returned task is aborted.
+    /// Reloads with `build` on every SIGHUP (Unix, through `tokio::signal`), until the returned
+    /// task is aborted. `build` runs on tokio's blocking pool, not on a runtime worker.
     #[cfg(unix)]
     pub fn reload_on_sighup<F>(&self, build: F) -> JoinHandle<()>
     where
@@ -211,8 +213,20 @@ impl ReloadHandle {
                     return;
                 }
             };
+            let build = Arc::new(build);
             while hup.recv().await.is_some() {
-                let _ = handle.reload_with(&build);
+                // Reading and parsing files blocks: the blocking pool does it.
+                let b = Arc::clone(&build);
+                match tokio::task::spawn_blocking(move || b()).await {
+                    Ok(built) => {
+                        let _ = handle.reload_with(|| built);
+                    }
+                    Err(e) => tracing::error!(
+                        target: "mtls_tower::reload",
+                        error = %e,
+                        "the TLS configuration build panicked; the previous configuration stays in use"
+                    ),
+                }
             }
         })
     }
@@ -241,7 +255,8 @@ impl ReloadHandle {
     /// symlinks: a file rewritten in place, replaced by a rename, or reached through a
     /// Kubernetes secret volume's `..data` symlink that is swapped to a new directory is seen,
     /// even when the new file keeps the old one's modification time. No dependency on OS
-    /// file-watching APIs; an interval of a few seconds costs a few `stat` calls.
+    /// file-watching APIs; an interval of a few seconds costs a few `stat` calls. The looks and
+    /// the builds run on tokio's blocking pool, so a slow disk never stalls a runtime worker.
     ///
     /// After a [`reload`](Self::reload) with a configuration built from other files, those are
     /// followed. A configuration with no files (all in memory, or a bare rustls `ServerConfig`)
@@ -298,54 +313,78 @@ impl ReloadHandle {
     fn spawn_watch(
         &self,
         interval: Duration,
-        files: impl Fn() -> Vec<PathBuf> + Send + 'static,
-        build: impl Fn() -> Result<MtlsConfig, ConfigError> + Send + 'static,
+        files: impl Fn() -> Vec<PathBuf> + Send + Sync + 'static,
+        build: impl Fn() -> Result<MtlsConfig, ConfigError> + Send + Sync + 'static,
     ) -> JoinHandle<()> {
         let handle = self.clone();
         // The first look is taken here, not in the task: a file written right after this call
-        // returns (before the task first runs) is then a change, not the starting point.
-        let mut watch = Watch::new(files());
+        // returns (before the task first runs) is then a change, not the starting point. (A few
+        // `stat` calls, once; every later look runs on the blocking pool.)
+        let first = Watch::new(files());
+        let (files, build) = (Arc::new(files), Arc::new(build));
         tokio::spawn(async move {
-            if watch.paths.is_empty() {
+            if first.paths.is_empty() {
                 tracing::warn!(
                     target: "mtls_tower::reload",
                     "the TLS configuration was not read from files, so there are none to follow"
                 );
             }
+            let mut watch = Some(first);
             let mut tick = tokio::time::interval(interval.max(Duration::from_millis(10)));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             tick.tick().await; // the first tick is now: the configuration was just read
             loop {
                 tick.tick().await;
-                let paths = files();
-                if paths != watch.paths {
-                    // Reloaded from other files: follow those from now on.
-                    watch = Watch::new(paths);
-                    continue;
-                }
-                if !watch.due() {
-                    continue;
-                }
-                match build() {
-                    Ok(config) => {
-                        if let Some(since) = watch.failing_since.take() {
+                // `stat`, reading and parsing files block (a slow disk, a network file system):
+                // they run on the blocking pool, never on a runtime worker that serves
+                // connections. Logging stays here, in the task.
+                let (files, build) = (Arc::clone(&files), Arc::clone(&build));
+                let previous = watch.take();
+                let step = tokio::task::spawn_blocking(move || {
+                    let paths = files();
+                    let mut watch = match previous {
+                        Some(w) if w.paths == paths => w,
+                        // Reloaded from other files (or the last step panicked): follow these
+                        // from now on.
+                        _ => return (Watch::new(paths), None),
+                    };
+                    if !watch.due() {
+                        return (watch, None);
+                    }
+                    let built = build();
+                    (watch, Some(built))
+                })
+                .await;
+                let (mut w, built) = match step {
+                    Ok(step) => step,
+                    Err(e) => {
+                        tracing::error!(
+                            target: "mtls_tower::reload",
+                            error = %e,
+                            "the TLS configuration build panicked; the previous configuration stays in use"
+                        );
+                        continue;
+                    }
+                };
+                match built {
+                    None => {}
+                    Some(Ok(config)) => {
+                        if let Some(since) = w.failing_since.take() {
                             tracing::info!(
                                 target: "mtls_tower::reload",
                                 after_secs = since.elapsed().as_secs_f64(),
                                 "TLS configuration rebuilt after failed attempts"
                             );
                         }
-                        watch.last_error = None;
+                        w.last_error = None;
                         handle.reload(config);
                     }
-                    Err(e) => {
-                        watch
-                            .failing_since
-                            .get_or_insert_with(tokio::time::Instant::now);
+                    Some(Err(e)) => {
+                        w.failing_since.get_or_insert_with(tokio::time::Instant::now);
                         let text = e.to_string();
                         // Logged once per distinct failure: a half-written pair that stays
                         // half-written for a minute is one line, not one per tick.
-                        if watch.last_error.as_deref() != Some(text.as_str()) {
+                        if w.last_error.as_deref() != Some(text.as_str()) {
                             tracing::error!(
                                 target: "mtls_tower::reload",
                                 error = %text,
@@ -353,10 +392,11 @@ impl ReloadHandle {
                                  stays in use, and the files are read again at every tick until \
                                  they build"
                             );
-                            watch.last_error = Some(text);
+                            w.last_error = Some(text);
                         }
                     }
                 }
+                watch = Some(w);
             }
         })
     }
