@@ -37,7 +37,7 @@ pub(crate) enum Expr {
     All(Vec<Expr>),
     /// `not(..)` (several items inside are ANDed first).
     Not(Box<Expr>),
-    /// `policy = path::to::fn`, a `fn() -> Policy`.
+    /// `policy = path::to::fn`, a `fn() -> Policy` or `fn() -> Result<Policy, E>`.
     Path(Path),
 }
 
@@ -155,7 +155,7 @@ impl Parse for Item {
         match name.as_str() {
             "policy" => {
                 let path: Path = input.parse().map_err(|e| {
-                    err(e.span(), "`policy` takes the path of a `fn() -> Policy`, such as `policy = crate::policies::admin`")
+                    err(e.span(), "`policy` takes the path of a `fn() -> Policy` (or `fn() -> Result<Policy, E>`), such as `policy = crate::policies::admin`")
                 })?;
                 Ok(Item::Policy { key, path })
             }

@@ -54,6 +54,7 @@ fn expand_handler(args: &Args, mut func: ItemFn) -> syn::Result<TokenStream> {
     let guard = format_ident!("{GUARD_PREFIX}{n}");
     let marker = format_ident!("__MtlsRequireCert_{}_{n}", func.sig.ident);
     let vis = &func.vis;
+    let fn_name = func.sig.ident.to_string();
 
     let config = config_args(args);
 
@@ -69,14 +70,29 @@ fn expand_handler(args: &Args, mut func: ItemFn) -> syn::Result<TokenStream> {
         #vis struct #marker;
 
         impl ::mtls_tower::__private::GuardPolicy for #marker {
-            fn config() -> &'static ::mtls_tower::__private::GuardConfig {
-                static CONFIG: ::std::sync::OnceLock<::mtls_tower::__private::GuardConfig> =
+            fn config() -> ::core::result::Result<
+                &'static ::mtls_tower::__private::GuardConfig,
+                &'static str,
+            > {
+                static CONFIG: ::std::sync::OnceLock<::mtls_tower::__private::GuardResult> =
                     ::std::sync::OnceLock::new();
-                CONFIG.get_or_init(|| {
-                    ::mtls_tower::__private::GuardConfig::new(#config)
-                })
+                CONFIG
+                    .get_or_init(|| {
+                        ::mtls_tower::__private::build_guard(|| {
+                            ::core::result::Result::Ok(
+                                ::mtls_tower::__private::GuardConfig::new(#config),
+                            )
+                        })
+                    })
+                    .as_ref()
+                    .map_err(|e| e.as_str())
             }
         }
+
+        ::mtls_tower::__register_handler_guard!(
+            ::core::concat!(::core::module_path!(), "::", #fn_name),
+            #marker
+        );
 
         #func
     })
@@ -161,10 +177,22 @@ fn expand_grpc_method(args: &Args, mut func: ItemFn) -> syn::Result<TokenStream>
     // of a function nested here), for `guard_methods` to decide before tonic decodes.
     let check = quote_spanned! {span=>
         {
-            static CONFIG: ::std::sync::OnceLock<::mtls_tower::__private::GuardConfig> =
+            static CONFIG: ::std::sync::OnceLock<::mtls_tower::__private::GuardResult> =
                 ::std::sync::OnceLock::new();
-            fn __mtls_config() -> &'static ::mtls_tower::__private::GuardConfig {
-                CONFIG.get_or_init(|| ::mtls_tower::__private::GuardConfig::new(#config))
+            fn __mtls_config() -> ::core::result::Result<
+                &'static ::mtls_tower::__private::GuardConfig,
+                &'static str,
+            > {
+                CONFIG
+                    .get_or_init(|| {
+                        ::mtls_tower::__private::build_guard(|| {
+                            ::core::result::Result::Ok(
+                                ::mtls_tower::__private::GuardConfig::new(#config),
+                            )
+                        })
+                    })
+                    .as_ref()
+                    .map_err(|e| e.as_str())
             }
             fn __mtls_method() -> &'static str {
                 ::core::any::type_name_of_val(&__mtls_method)
@@ -263,8 +291,9 @@ fn policy_expr(expr: &Expr) -> TokenStream {
             quote!(::mtls_tower::__private::not(#i))
         }
         Expr::Path(path) => {
-            // A type error here ("expected fn() -> Policy") lands on the user's path.
-            quote_spanned!(path.span()=> ::mtls_tower::__private::from_fn(#path))
+            // A type error here (not a `fn() -> Policy` or `Result`) lands on the user's path; a
+            // policy that fails to build is an `Err` of the guard (`?`), reported at startup.
+            quote_spanned!(path.span()=> ::mtls_tower::__private::from_fn(#path)?)
         }
     }
 }

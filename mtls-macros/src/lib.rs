@@ -31,7 +31,10 @@ use proc_macro::TokenStream;
 /// - `key = ["a", "b"]`: any of the values;
 /// - `any(..)`, `all(..)`, `not(..)`: combinators (items inside `not` are ANDed first);
 /// - top-level items are ANDed; `#[require_cert]` alone admits any verified certificate;
-/// - `policy = path::to::f`: a `fn() -> Policy` from your code, ANDed with the rest;
+/// - `policy = path::to::f`: a `fn() -> Policy` or `fn() -> Result<Policy, E>` from your code,
+///   ANDed with the rest. It runs once; `mtls_tower::serve` runs every such function before it
+///   accepts and refuses to start when one fails (`mtls_tower::check_policies` does the same for
+///   other servers); a handler whose policy cannot be built answers 500, never panics;
 /// - `deny = "not_found"`: answer every rejection (a denial, no certificate) with axum's own 404
 ///   for a missing route; `shadow`: log, do not enforce.
 ///

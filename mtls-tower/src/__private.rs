@@ -36,7 +36,7 @@ impl GuardConfig {
 #[macro_export]
 macro_rules! __register_grpc_guard {
     ($name:ident, $config:ident) => {
-        $crate::__private::grpc::inventory::submit! {
+        $crate::__private::inventory::submit! {
             $crate::__private::grpc::MethodGuard::new($name, $config)
         }
     };
@@ -51,10 +51,98 @@ macro_rules! __register_grpc_guard {
     ($name:ident, $config:ident) => {};
 }
 
+/// A guard's configuration, or why its policy could not be built (a `policy = path` function
+/// that returned an error or panicked).
+pub type GuardResult = Result<GuardConfig, String>;
+
+/// Builds a guard's configuration, turning a panic of the user's policy function into an error:
+/// `check_policies` (at startup) reports it, and a request answers 500 rather than panicking
+/// again on every request.
+pub fn build_guard(build: impl FnOnce() -> GuardResult) -> GuardResult {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(build)) {
+        Ok(result) => result,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".to_owned());
+            Err(format!("the policy function panicked: {what}"))
+        }
+    }
+}
+
 /// Implemented by the marker type generated beside each annotated handler.
 pub trait GuardPolicy: Send + Sync + 'static {
-    /// The handler's configuration (built on first use, then shared).
-    fn config() -> &'static GuardConfig;
+    /// The handler's configuration (built on first use, or by `check_policies`, then shared), or
+    /// why its policy cannot be built.
+    fn config() -> Result<&'static GuardConfig, &'static str>;
+}
+
+/// One `#[require_cert]` on an axum handler, collected at link time for
+/// [`check_policies`](crate::check_policies).
+#[derive(Debug)]
+pub struct HandlerGuard {
+    name: &'static str,
+    config: fn() -> Result<&'static GuardConfig, &'static str>,
+}
+
+impl HandlerGuard {
+    /// `name` is the handler's path (`module::handler`).
+    pub const fn new(
+        name: &'static str,
+        config: fn() -> Result<&'static GuardConfig, &'static str>,
+    ) -> HandlerGuard {
+        HandlerGuard { name, config }
+    }
+}
+
+inventory::collect!(HandlerGuard);
+pub use inventory;
+
+/// Every registered guard: its name and its configuration (or the error).
+pub(crate) fn registered_guards(
+) -> impl Iterator<Item = (&'static str, Result<&'static GuardConfig, &'static str>)> {
+    let handlers = inventory::iter::<HandlerGuard>
+        .into_iter()
+        .map(|g| (g.name, (g.config)()));
+    #[cfg(feature = "tonic")]
+    let handlers = handlers.chain(
+        inventory::iter::<grpc::MethodGuard>
+            .into_iter()
+            .map(|g| (g.name(), g.config())),
+    );
+    handlers
+}
+
+/// Registers a guarded axum handler for `check_policies`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __register_handler_guard {
+    ($name:expr, $marker:ty) => {
+        $crate::__private::inventory::submit! {
+            $crate::__private::HandlerGuard::new(
+                $name,
+                <$marker as $crate::__private::GuardPolicy>::config,
+            )
+        }
+    };
+}
+
+/// Logs, at most a few times a second, that a guard answered 500 because its policy could not
+/// be built.
+fn unbuildable(handler: &str, error: &str) {
+    static LIMIT: crate::logging::Limiter = crate::logging::Limiter::new();
+    if let Some(suppressed) = LIMIT.admit() {
+        tracing::error!(
+            target: "mtls_tower::guard",
+            handler,
+            error,
+            suppressed,
+            "request refused (500): the #[require_cert] policy of this handler cannot be built; \
+             call mtls_tower::check_policies() at startup to find this before serving"
+        );
+    }
 }
 
 /// The extractor `#[require_cert]` puts first in a handler's parameters.
@@ -70,8 +158,16 @@ impl<S: Send + Sync, P: GuardPolicy> FromRequestParts<S> for CertGuard<P> {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let config = match P::config() {
+            Ok(config) => config,
+            Err(error) => {
+                // Fail closed: no policy, no entry; and no panic per request.
+                unbuildable(std::any::type_name::<P>(), error);
+                return Err(http::StatusCode::INTERNAL_SERVER_ERROR.into_response());
+            }
+        };
         let cert = parts.extensions.get::<ClientCert>();
-        let Some(rejection) = P::config()
+        let Some(rejection) = config
             .0
             // Only the path: query strings may carry secrets.
             .judge(cert, parts.method.as_str(), parts.uri.path())
@@ -113,9 +209,32 @@ pub fn not(policy: Policy) -> Policy {
     Policy::not(policy)
 }
 
-/// `policy = path`: the user's `fn() -> Policy`.
-pub fn from_fn(f: fn() -> Policy) -> Policy {
-    f()
+/// What a `policy = path` function may return: a `Policy`, or a `Result<Policy, E>` whose error
+/// is reported at startup by `check_policies`.
+#[diagnostic::on_unimplemented(
+    message = "`policy = ..` needs a `fn() -> Policy` or a `fn() -> Result<Policy, E>` (E: Display), not a `fn() -> {Self}`",
+    label = "this function returns `{Self}`"
+)]
+pub trait PolicyFnOutput {
+    /// The policy, or the error's text.
+    fn into_policy(self) -> Result<Policy, String>;
+}
+
+impl PolicyFnOutput for Policy {
+    fn into_policy(self) -> Result<Policy, String> {
+        Ok(self)
+    }
+}
+
+impl<E: fmt::Display> PolicyFnOutput for Result<Policy, E> {
+    fn into_policy(self) -> Result<Policy, String> {
+        self.map_err(|e| e.to_string())
+    }
+}
+
+/// `policy = path`: the user's `fn() -> Policy` or `fn() -> Result<Policy, E>`.
+pub fn from_fn<R: PolicyFnOutput>(f: fn() -> R) -> Result<Policy, String> {
+    f().into_policy()
 }
 
 /// Support for `#[require_cert]` on tonic service methods (feature `tonic`).
@@ -129,14 +248,12 @@ pub mod grpc {
     use super::GuardConfig;
     use crate::cert::ClientCert;
     use crate::grpc::GrpcRejection;
-    pub use inventory;
-
     /// One `#[require_cert]` on a tonic method, collected at link time (see
     /// [`guard_methods`](crate::grpc::guard_methods)).
     #[derive(Debug)]
     pub struct MethodGuard {
         name: fn() -> &'static str,
-        config: fn() -> &'static GuardConfig,
+        config: fn() -> Result<&'static GuardConfig, &'static str>,
     }
 
     impl MethodGuard {
@@ -144,7 +261,7 @@ pub mod grpc {
         /// `<path::Impl as path::Trait>::method::..`.
         pub const fn new(
             name: fn() -> &'static str,
-            config: fn() -> &'static GuardConfig,
+            config: fn() -> Result<&'static GuardConfig, &'static str>,
         ) -> MethodGuard {
             MethodGuard { name, config }
         }
@@ -153,7 +270,7 @@ pub mod grpc {
             (self.name)()
         }
 
-        pub(crate) fn config(&self) -> &'static GuardConfig {
+        pub(crate) fn config(&self) -> Result<&'static GuardConfig, &'static str> {
             (self.config)()
         }
     }
@@ -168,10 +285,17 @@ pub mod grpc {
     /// method, for the log (tonic keeps no request path for handlers).
     #[allow(clippy::result_large_err)]
     pub fn check<T>(
-        config: &GuardConfig,
+        config: Result<&GuardConfig, &'static str>,
         request: &tonic::Request<T>,
         method: &'static str,
     ) -> Result<(), Status> {
+        let config = match config {
+            Ok(config) => config,
+            Err(error) => {
+                super::unbuildable(method, error);
+                return Err(Status::internal("internal error"));
+            }
+        };
         if request.extensions().get::<PreChecked>().is_none() {
             // Once: the method's check worked, but only after tonic had decoded the request.
             static ONCE: std::sync::Once = std::sync::Once::new();
@@ -211,7 +335,7 @@ pub mod grpc {
 
     /// Never callable: `T` implements nothing here.
     pub fn check<T: TonicFeatureEnabled, C>(
-        _config: &super::GuardConfig,
+        _config: Result<&super::GuardConfig, &'static str>,
         _request: &T,
         _method: &'static str,
     ) -> Result<(), C> {

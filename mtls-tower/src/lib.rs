@@ -166,8 +166,12 @@ mod server;
 #[doc(hidden)]
 #[cfg(feature = "macros")]
 pub mod __private;
+#[cfg(feature = "macros")]
+mod guards;
 
 pub use cert::{CertSource, ClientCert, RequestClientCertExt};
+#[cfg(feature = "macros")]
+pub use guards::{check_policies, PolicyCheckError};
 pub use layer::{RequireClientCert, RequireClientCertLayer, ResponseFuture};
 pub use proxy::{ForwardedFormat, PeerAddr, ProxyHeaderError, TrustedProxy, TrustedProxyLayer};
 pub use rejection::{CertRejection, DefaultRejection, RejectionKind, RejectionResponse};

@@ -89,7 +89,7 @@ pub fn guard_methods<S: NamedService>(inner: S) -> GuardMethods<S> {
 pub struct GuardMethods<S> {
     inner: S,
     /// Each guarded method's route (`SayHello`) and one of its policies.
-    guards: Arc<[(Box<str>, &'static GuardConfig)]>,
+    guards: Arc<[(Box<str>, GuardEntry)]>,
 }
 
 impl<S> std::fmt::Debug for GuardMethods<S> {
@@ -146,6 +146,15 @@ where
                     continue;
                 }
                 judged = true;
+                let config = match config {
+                    Ok(config) => config,
+                    Err(_) => {
+                        // The policy cannot be built: fail closed. The method's own check logs
+                        // why; the answer is what it would return.
+                        let response = tonic::Status::internal("internal error").into_http();
+                        return ResponseFuture::rejected(response);
+                    }
+                };
                 let enforcement = config.enforcement();
                 if enforcement.is_shadow() {
                     // Report-only: the method's own check logs it, once.
@@ -167,8 +176,11 @@ where
     }
 }
 
+/// A method's configuration, or why its policy cannot be built.
+type GuardEntry = Result<&'static GuardConfig, &'static str>;
+
 /// The registered policies of `server_type`'s methods (`path::FooServer<path::Impl>`).
-fn registered(server_type: &str) -> Vec<(Box<str>, &'static GuardConfig)> {
+fn registered(server_type: &str) -> Vec<(Box<str>, GuardEntry)> {
     let Some(prefix) = impl_prefix(server_type) else {
         return Vec::new();
     };

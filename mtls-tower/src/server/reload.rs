@@ -380,7 +380,8 @@ impl ReloadHandle {
                         handle.reload(config);
                     }
                     Some(Err(e)) => {
-                        w.failing_since.get_or_insert_with(tokio::time::Instant::now);
+                        w.failing_since
+                            .get_or_insert_with(tokio::time::Instant::now);
                         let text = e.to_string();
                         // Logged once per distinct failure: a half-written pair that stays
                         // half-written for a minute is one line, not one per tick.

@@ -43,6 +43,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 ///     .route("/", get(|| async { "hello" }))
 ///     .layer(RequireClientCertLayer::any_verified());
 /// let listener = MtlsListener::bind("127.0.0.1:8443", config).await?;
+/// mtls_tower::check_policies()?; // what `mtls_tower::serve` does first: every #[require_cert] builds
 /// axum::serve(listener, MtlsMakeService::new(app)).await?;
 /// # Ok(()) }
 /// ```
@@ -139,7 +140,9 @@ where
 ///
 /// # Errors
 /// When [`MtlsListener::accept`] was already called on `listener` (its connections go to
-/// `accept`, so there would be nothing to serve).
+/// `accept`, so there would be nothing to serve), and before accepting anything when a
+/// `#[require_cert]` policy cannot be built ([`check_policies`](crate::check_policies), feature
+/// `macros`).
 pub async fn serve_with_shutdown<S, B, F>(
     listener: MtlsListener,
     app: S,
@@ -156,6 +159,11 @@ where
 {
     use hyper_util::rt::TokioIo;
     use hyper_util::service::TowerToHyperService;
+
+    // A `#[require_cert(policy = f)]` whose `f` fails would answer 500 to every request: refuse
+    // to start instead, naming the handler.
+    #[cfg(feature = "macros")]
+    crate::check_policies().map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
 
     let limits = listener.limits().clone();
     let builder = http_builder(&limits, listener.http_config());
