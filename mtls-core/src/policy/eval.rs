@@ -129,11 +129,21 @@ pub(crate) fn allows(node: &Node, id: &ClientIdentity) -> bool {
     }
 }
 
+/// Whether `uri` starts with `prefix` at a boundary: the prefix ends with `/`, or the URI ends
+/// there or goes on with `/`, `?` or `#`. A raw string prefix would let `https://a.example` admit
+/// `https://a.example.evil/` and `spiffe://td` admit `spiffe://td.attacker/`.
+pub(crate) fn uri_has_prefix(uri: &str, prefix: &str) -> bool {
+    match uri.strip_prefix(prefix) {
+        None => false,
+        Some(rest) => prefix.ends_with('/') || rest.is_empty() || rest.starts_with(['/', '?', '#']),
+    }
+}
+
 fn rule_matches(rule: &Rule, id: &ClientIdentity) -> bool {
     match rule {
         Rule::DnsSan(p) => id.dns_names().iter().any(|n| p.matches(n)),
         Rule::Uri(u) => id.uris().iter().any(|x| x.as_str() == &**u),
-        Rule::UriPrefix(p) => id.uris().iter().any(|x| x.starts_with(&**p)),
+        Rule::UriPrefix(p) => id.uris().iter().any(|x| uri_has_prefix(x, p)),
         Rule::SpiffeId(want) => id.spiffe_id().is_some_and(|s| s == want),
         Rule::TrustDomain(td) => id.spiffe_id().is_some_and(|s| s.trust_domain() == td),
         Rule::SpiffePathPrefix(p) => id.spiffe_id().is_some_and(|s| s.has_path_prefix(p)),

@@ -36,7 +36,7 @@
 //! |---|---|---|
 //! | `san` | DNS pattern (`svc.internal`, `*.svc.internal`) | a DNS SAN matches ([`DnsPattern`]) |
 //! | `uri` | URI | a URI SAN equals it exactly |
-//! | `uri_prefix` | text | a URI SAN starts with it (raw string prefix) |
+//! | `uri_prefix` | URI prefix | a URI SAN starts with it at a boundary: the prefix ends with `/`, or the URI ends there or goes on with `/`, `?` or `#` (`https://a.example` admits `https://a.example/x`, not `https://a.example.evil`) |
 //! | `spiffe_id` | SPIFFE ID | the SPIFFE ID equals it |
 //! | `trust_domain` | trust domain | the SPIFFE ID is in that trust domain |
 //! | `spiffe_path_prefix` | path (`/ns/billing`) | the SPIFFE ID path starts with it, by whole segments |
@@ -504,52 +504,19 @@ impl Policy {
                 suggestion: suggest_key(key, &[]),
             });
         };
-        let rule = match canonical {
-            "san" => Rule::DnsSan(DnsPattern::parse(value).map_err(|e| invalid("san", e))?),
-            "uri" => Rule::Uri(non_empty("uri", value)?.into()),
-            "uri_prefix" => Rule::UriPrefix(non_empty("uri_prefix", value)?.into()),
-            "spiffe_id" => {
-                Rule::SpiffeId(SpiffeId::parse(value).map_err(|e| invalid("spiffe_id", e))?)
-            }
-            "trust_domain" => {
-                // TrustDomain::parse also takes a whole SPIFFE ID (as go-spiffe does), which here
-                // would silently widen `spiffe://td/one/workload` to every workload of `td`.
-                if value.contains(":/") {
-                    return Err(invalid(
-                        "trust_domain",
-                        ValueError::Other(format!(
-                            "expected a bare trust domain such as \"prod.example\", got {value:?}; use `spiffe_id` to match one SPIFFE ID"
-                        )),
-                    ));
-                }
-                Rule::TrustDomain(TrustDomain::parse(value).map_err(|e| invalid("trust_domain", e))?)
-            }
-            "spiffe_path_prefix" => {
-                if value.is_empty() || value == "/" {
-                    return Err(invalid(
-                        "spiffe_path_prefix",
-                        ValueError::Other(
-                            "an empty prefix matches every SPIFFE ID; use `trust_domain` to admit a whole trust domain".into(),
-                        ),
-                    ));
-                }
-                SpiffeId::validate_path(value).map_err(|e| invalid("spiffe_path_prefix", e))?;
-                Rule::SpiffePathPrefix(value.into())
-            }
-            "ip" => Rule::Ip(IpNetwork::parse(value).map_err(|e| invalid("ip", e))?),
-            "email" => Rule::Email(EmailPattern::parse(value).map_err(|e| invalid("email", e))?),
-            "cn" => Rule::Subject {
-                oid: Oid::COMMON_NAME,
-                value: non_empty("cn", value)?.into(),
-            },
-            "o" => Rule::Subject {
-                oid: Oid::ORGANIZATION,
-                value: non_empty("o", value)?.into(),
-            },
-            "ou" => Rule::Subject {
-                oid: Oid::ORGANIZATIONAL_UNIT,
-                value: non_empty("ou", value)?.into(),
-            },
+        // The typed constructors are the parsers; this only finds the one a key names.
+        match canonical {
+            "san" => Policy::san(value),
+            "uri" => Policy::uri(value),
+            "uri_prefix" => Policy::uri_prefix(value),
+            "spiffe_id" => Policy::spiffe_id(value),
+            "trust_domain" => Policy::trust_domain(value),
+            "spiffe_path_prefix" => Policy::spiffe_path_prefix(value),
+            "ip" => Policy::ip(value),
+            "email" => Policy::email(value),
+            "cn" => Policy::cn(value),
+            "o" => Policy::o(value),
+            "ou" => Policy::ou(value),
             "subject" => {
                 let (attr, v) = value.split_once('=').ok_or_else(|| {
                     invalid(
@@ -559,74 +526,43 @@ impl Policy {
                         )),
                     )
                 })?;
-                if v.starts_with(char::is_whitespace) || v.ends_with(char::is_whitespace) {
-                    return Err(invalid(
-                        "subject",
-                        ValueError::Other(format!(
-                            "the value after `=` has leading or trailing spaces, which would be compared exactly; write `{}={}`",
-                            attr.trim(),
-                            v.trim()
-                        )),
-                    ));
-                }
-                Rule::Subject {
-                    oid: Oid::parse_name_or_dotted(attr.trim()).map_err(|e| invalid("subject", e))?,
-                    value: non_empty("subject", v)?.into(),
-                }
+                Policy::subject(attr, v)
             }
-            "issuer" => Rule::IssuerDn {
-                rdns: parse_rfc4514(value).map_err(|e| invalid("issuer", e))?,
-                text: value.into(),
-            },
-            "issuer_cn" => Rule::IssuerAttr {
-                oid: Oid::COMMON_NAME,
-                value: non_empty("issuer_cn", value)?.into(),
-            },
-            "eku" => Rule::Eku(Oid::parse_name_or_dotted(value).map_err(|e| invalid("eku", e))?),
+            "issuer" => Policy::issuer(value),
+            "issuer_cn" => Policy::issuer_cn(value),
+            "eku" => Policy::eku(value),
             "extension" => match value.split_once('=') {
-                None => Rule::Extension {
-                    oid: Oid::parse_name_or_dotted(value).map_err(|e| invalid("extension", e))?,
-                    value: None,
-                },
-                Some((oid, hex)) => Rule::Extension {
-                    oid: Oid::parse_name_or_dotted(oid).map_err(|e| invalid("extension", e))?,
-                    value: Some(
-                        crate::fingerprint::parse_hex_bytes(hex)
-                            .ok_or_else(|| {
-                                invalid(
-                                    "extension",
-                                    ValueError::Other(format!(
-                                        "the value after `=` must be the extension's DER value in hex, got {hex:?}"
-                                    )),
-                                )
-                            })?
-                            .into(),
-                    ),
-                },
+                None => Policy::extension(value),
+                Some((oid, hex)) => {
+                    let der = crate::fingerprint::parse_hex_bytes(hex).ok_or_else(|| {
+                        invalid(
+                            "extension",
+                            ValueError::Other(format!(
+                                "the value after `=` must be the extension's DER value in hex, got {hex:?}"
+                            )),
+                        )
+                    })?;
+                    Policy::extension_value(oid, &der)
+                }
             },
-            "cert_policy" => Rule::CertPolicy(
-                Oid::parse_name_or_dotted(value).map_err(|e| invalid("cert_policy", e))?,
-            ),
-            "fingerprint" => {
-                Rule::Fingerprint(Fingerprint::parse(value).map_err(|e| invalid("fingerprint", e))?)
-            }
-            "serial" => Rule::Serial(SerialNumber::parse(value).map_err(|e| invalid("serial", e))?),
+            "cert_policy" => Policy::cert_policy(value),
+            "fingerprint" => Policy::fingerprint(value),
+            "serial" => Policy::serial(value),
             // `canonical_key` returns only the keys above; should KEYS gain a key without an
             // arm here, it is refused rather than panicking.
-            other => {
-                return Err(PolicyError::UnknownKey {
-                    key: other.to_owned(),
-                    suggestion: None,
-                })
-            }
-        };
-        Ok(Policy::from_rule(rule))
+            other => Err(PolicyError::UnknownKey {
+                key: other.to_owned(),
+                suggestion: None,
+            }),
+        }
     }
 
     /// A DNS-name SAN matches `pattern` (exact, or `*.` wildcard over one leftmost label): key
-    /// `san`.
+    /// `san`. Only DNS names: URI, IP and email SANs have rules of their own (`uri`, `ip`,
+    /// `email`).
     pub fn san(pattern: &str) -> Result<Policy, PolicyError> {
-        Policy::rule("san", pattern)
+        let pattern = DnsPattern::parse(pattern).map_err(|e| invalid("san", e))?;
+        Ok(Policy::from_rule(Rule::DnsSan(pattern)))
     }
 
     /// The old name of [`san`](Self::san).
@@ -637,61 +573,105 @@ impl Policy {
 
     /// A URI SAN equals `uri` exactly.
     pub fn uri(uri: &str) -> Result<Policy, PolicyError> {
-        Policy::rule("uri", uri)
+        Ok(Policy::from_rule(Rule::Uri(non_empty("uri", uri)?.into())))
     }
 
-    /// A URI SAN starts with `prefix` (a raw string prefix: `https://a.example` also matches
-    /// `https://a.example.evil`, so end prefixes with `/`).
+    /// A URI SAN starts with `prefix` at a boundary: the prefix ends with `/`, or the URI ends
+    /// right after it or goes on with `/`, `?` or `#`. So `https://a.example` admits
+    /// `https://a.example/api` but not `https://a.example.evil/` (nor `https://a.example:8443/`).
     pub fn uri_prefix(prefix: &str) -> Result<Policy, PolicyError> {
-        Policy::rule("uri_prefix", prefix)
+        Ok(Policy::from_rule(Rule::UriPrefix(
+            non_empty("uri_prefix", prefix)?.into(),
+        )))
     }
 
     /// The certificate's SPIFFE ID equals `id`: key `spiffe_id` (formerly `spiffe`).
     pub fn spiffe_id(id: &str) -> Result<Policy, PolicyError> {
-        Policy::rule("spiffe_id", id)
+        let id = SpiffeId::parse(id).map_err(|e| invalid("spiffe_id", e))?;
+        Ok(Policy::from_rule(Rule::SpiffeId(id)))
     }
 
     /// The certificate's SPIFFE ID belongs to `trust_domain` (`"prod.example"`).
     pub fn trust_domain(trust_domain: &str) -> Result<Policy, PolicyError> {
-        Policy::rule("trust_domain", trust_domain)
+        // TrustDomain::parse also takes a whole SPIFFE ID (as go-spiffe does), which here would
+        // silently widen `spiffe://td/one/workload` to every workload of `td`.
+        if trust_domain.contains(":/") {
+            return Err(invalid(
+                "trust_domain",
+                ValueError::Other(format!(
+                    "expected a bare trust domain such as \"prod.example\", got {trust_domain:?}; use `spiffe_id` to match one SPIFFE ID"
+                )),
+            ));
+        }
+        let td = TrustDomain::parse(trust_domain).map_err(|e| invalid("trust_domain", e))?;
+        Ok(Policy::from_rule(Rule::TrustDomain(td)))
     }
 
     /// The SPIFFE ID's path starts with `prefix` by whole segments (`/ns/prod` admits
     /// `/ns/prod/sa/x` but not `/ns/production`). Any trust domain: combine with
     /// [`trust_domain`](Self::trust_domain).
     pub fn spiffe_path_prefix(prefix: &str) -> Result<Policy, PolicyError> {
-        Policy::rule("spiffe_path_prefix", prefix)
+        if prefix.is_empty() || prefix == "/" {
+            return Err(invalid(
+                "spiffe_path_prefix",
+                ValueError::Other(
+                    "an empty prefix matches every SPIFFE ID; use `trust_domain` to admit a whole trust domain".into(),
+                ),
+            ));
+        }
+        SpiffeId::validate_path(prefix).map_err(|e| invalid("spiffe_path_prefix", e))?;
+        Ok(Policy::from_rule(Rule::SpiffePathPrefix(prefix.into())))
     }
 
     /// An IP-address SAN lies in `network` (`"10.0.0.0/8"`, `"fd00::1"`).
     pub fn ip(network: &str) -> Result<Policy, PolicyError> {
-        Policy::rule("ip", network)
+        let network = IpNetwork::parse(network).map_err(|e| invalid("ip", e))?;
+        Ok(Policy::from_rule(Rule::Ip(network)))
     }
 
     /// An email SAN matches `pattern` (`"ops@example.com"` or `"@example.com"`).
     pub fn email(pattern: &str) -> Result<Policy, PolicyError> {
-        Policy::rule("email", pattern)
+        let pattern = EmailPattern::parse(pattern).map_err(|e| invalid("email", e))?;
+        Ok(Policy::from_rule(Rule::Email(pattern)))
     }
 
     /// A subject common name equals `cn`.
     pub fn cn(cn: &str) -> Result<Policy, PolicyError> {
-        Policy::rule("cn", cn)
+        Policy::subject_oid("cn", Oid::COMMON_NAME, cn)
     }
 
     /// A subject organization equals `o`.
     pub fn o(o: &str) -> Result<Policy, PolicyError> {
-        Policy::rule("o", o)
+        Policy::subject_oid("o", Oid::ORGANIZATION, o)
     }
 
     /// A subject organizational unit equals `ou`.
     pub fn ou(ou: &str) -> Result<Policy, PolicyError> {
-        Policy::rule("ou", ou)
+        Policy::subject_oid("ou", Oid::ORGANIZATIONAL_UNIT, ou)
+    }
+
+    fn subject_oid(key: &'static str, oid: Oid, value: &str) -> Result<Policy, PolicyError> {
+        Ok(Policy::from_rule(Rule::Subject {
+            oid,
+            value: non_empty(key, value)?.into(),
+        }))
     }
 
     /// A subject attribute, named (`"L"`, `"serialNumber"`) or by OID, equals `value`: key
     /// `subject`, whose value is `ATTRIBUTE=value`.
     pub fn subject(attribute: &str, value: &str) -> Result<Policy, PolicyError> {
-        Policy::rule("subject", &format!("{attribute}={value}"))
+        if value.starts_with(char::is_whitespace) || value.ends_with(char::is_whitespace) {
+            return Err(invalid(
+                "subject",
+                ValueError::Other(format!(
+                    "the value after `=` has leading or trailing spaces, which would be compared exactly; write `{}={}`",
+                    attribute.trim(),
+                    value.trim()
+                )),
+            ));
+        }
+        let oid = Oid::parse_name_or_dotted(attribute.trim()).map_err(|e| invalid("subject", e))?;
+        Policy::subject_oid("subject", oid, value)
     }
 
     /// The old name of [`subject`](Self::subject).
@@ -705,25 +685,34 @@ impl Policy {
 
     /// The issuer DN equals `dn` (RFC 4514, most specific first: `"CN=Issuing CA,O=Example"`).
     pub fn issuer(dn: &str) -> Result<Policy, PolicyError> {
-        Policy::rule("issuer", dn)
+        Ok(Policy::from_rule(Rule::IssuerDn {
+            rdns: parse_rfc4514(dn).map_err(|e| invalid("issuer", e))?,
+            text: dn.into(),
+        }))
     }
 
     /// An issuer common name equals `cn`.
     pub fn issuer_cn(cn: &str) -> Result<Policy, PolicyError> {
-        Policy::rule("issuer_cn", cn)
+        Ok(Policy::from_rule(Rule::IssuerAttr {
+            oid: Oid::COMMON_NAME,
+            value: non_empty("issuer_cn", cn)?.into(),
+        }))
     }
 
     /// The EKU extension lists `eku` (`"clientAuth"` or a dotted OID).
     pub fn eku(eku: &str) -> Result<Policy, PolicyError> {
-        Policy::rule("eku", eku)
+        let oid = Oid::parse_name_or_dotted(eku).map_err(|e| invalid("eku", e))?;
+        Ok(Policy::from_rule(Rule::Eku(oid)))
     }
 
     /// The extension `oid` is present: key `extension` (formerly `oid`).
     pub fn extension(oid: &str) -> Result<Policy, PolicyError> {
-        Policy::rule("extension", oid)
+        let oid = Oid::parse_name_or_dotted(oid).map_err(|e| invalid("extension", e))?;
+        Ok(Policy::from_rule(Rule::Extension { oid, value: None }))
     }
 
-    /// The extension `oid` is present with exactly this DER value.
+    /// The extension `oid` is present with exactly this DER value (key `extension` with a value
+    /// `OID=hex`).
     pub fn extension_value(oid: &str, value: &[u8]) -> Result<Policy, PolicyError> {
         let oid = Oid::parse_name_or_dotted(oid).map_err(|e| invalid("extension", e))?;
         Ok(Policy::from_rule(Rule::Extension {
@@ -734,13 +723,15 @@ impl Policy {
 
     /// The certificate policies extension lists `policy_oid`.
     pub fn cert_policy(policy_oid: &str) -> Result<Policy, PolicyError> {
-        Policy::rule("cert_policy", policy_oid)
+        let oid = Oid::parse_name_or_dotted(policy_oid).map_err(|e| invalid("cert_policy", e))?;
+        Ok(Policy::from_rule(Rule::CertPolicy(oid)))
     }
 
     /// The leaf's SHA-256 fingerprint equals `fingerprint` (`"sha256:<64 hex>"`): certificate
     /// pinning, which breaks at every renewal by design.
     pub fn fingerprint(fingerprint: &str) -> Result<Policy, PolicyError> {
-        Policy::rule("fingerprint", fingerprint)
+        let fp = Fingerprint::parse(fingerprint).map_err(|e| invalid("fingerprint", e))?;
+        Ok(Policy::from_rule(Rule::Fingerprint(fp)))
     }
 
     /// The serial number equals `serial` (hex).
@@ -748,7 +739,8 @@ impl Policy {
     /// Serials are unique only per issuer: when the client CA bundle has more than one CA (or
     /// intermediates), pair this with [`issuer`](Self::issuer).
     pub fn serial(serial: &str) -> Result<Policy, PolicyError> {
-        Policy::rule("serial", serial)
+        let serial = SerialNumber::parse(serial).map_err(|e| invalid("serial", e))?;
+        Ok(Policy::from_rule(Rule::Serial(serial)))
     }
 
     /// All of `policies` hold. Nested `all`s are flattened. Empty is an error.

@@ -56,6 +56,35 @@ fn san_rule_without_dns_sans_is_missing() {
 }
 
 #[test]
+fn uri_prefix_matches_only_at_a_boundary() {
+    let prefix = Policy::uri_prefix("https://a.example").unwrap();
+    for uri in [
+        "https://a.example",
+        "https://a.example/",
+        "https://a.example/api",
+        "https://a.example?x=1",
+        "https://a.example#f",
+    ] {
+        assert_allows(&prefix, &id(|l| l.uri(uri)));
+    }
+    for uri in [
+        "https://a.example.evil/",
+        "https://a.examplex",
+        "https://a.example:8443/",
+        "https://a.exampl",
+    ] {
+        deny_reason(&prefix, &id(|l| l.uri(uri)));
+    }
+    // A prefix ending in `/` is a boundary itself.
+    let dir = Policy::uri_prefix("https://a.example/ns/").unwrap();
+    assert_allows(&dir, &id(|l| l.uri("https://a.example/ns/billing")));
+    deny_reason(&dir, &id(|l| l.uri("https://a.example/nsx")));
+    // A SPIFFE-looking prefix cannot be widened to another trust domain.
+    let td = Policy::uri_prefix("spiffe://prod.example").unwrap();
+    deny_reason(&td, &id(|l| l.uri("spiffe://prod.example.attacker/x")));
+}
+
+#[test]
 fn uri_exact_and_prefix() {
     let cert = id(|l| l.uri("https://svc.example/api"));
     assert_allows(&Policy::uri("https://svc.example/api").unwrap(), &cert);
