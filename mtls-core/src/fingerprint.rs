@@ -15,6 +15,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+#[cfg(feature = "x509")]
 use sha2::{Digest, Sha256};
 
 /// The SHA-256 digest of a certificate's DER encoding.
@@ -43,6 +44,7 @@ impl HexValueError {
 }
 
 impl Fingerprint {
+    #[cfg(feature = "x509")]
     /// The fingerprint of `der`.
     pub fn of_der(der: &[u8]) -> Fingerprint {
         Fingerprint(Sha256::digest(der).into())

@@ -35,9 +35,19 @@
 //! # Features
 //! - `serde`: `Policy` implements `Deserialize`, to load policies from TOML, JSON, YAML, ...
 //! - `testing`: [`testing`][testing-module], a small rcgen-based test PKI for your own tests.
+//! - `x509` (default): [`ClientIdentity`], fingerprints, the forwarded headers and policy
+//!   evaluation. Without it (as mtls-macros uses this crate) policies are built, parsed and
+//!   displayed but not evaluated, and x509-parser and sha2 are not compiled.
 //!
 // The feature-gated module: an intra-doc link with the feature, docs.rs without it, so that
 // `cargo doc` is clean with any feature set.
+// Without `x509` the evaluation half is compiled out; helpers only it uses (formatting of deny
+// reasons, presented-name normalisation) are then unused, which is expected, not a bug.
+#![cfg_attr(not(feature = "x509"), allow(dead_code, unused_imports))]
+#![cfg_attr(
+    not(feature = "x509"),
+    doc = "[`ClientIdentity`]: https://docs.rs/mtls-core/latest/mtls_core/struct.ClientIdentity.html"
+)]
 #![cfg_attr(feature = "testing", doc = "[testing-module]: crate::testing")]
 #![cfg_attr(
     not(feature = "testing"),
@@ -50,7 +60,9 @@
 pub mod dns;
 pub mod email;
 pub mod fingerprint;
+#[cfg(feature = "x509")]
 pub mod forwarded;
+#[cfg(feature = "x509")]
 pub mod identity;
 pub mod ip;
 pub mod name;
@@ -63,6 +75,7 @@ pub mod testing;
 pub use dns::{normalize_dns_name, DnsPattern, DnsPatternError, DnsPatternErrorKind};
 pub use email::{EmailPattern, EmailPatternError};
 pub use fingerprint::{Fingerprint, HexValueError, SerialNumber};
+#[cfg(feature = "x509")]
 pub use identity::{
     BasicConstraints, ClientIdentity, Extension, IdentityError, KeyUsage, OtherName,
 };

@@ -17,7 +17,9 @@
 
 use std::fmt;
 
+#[cfg(feature = "x509")]
 use x509_parser::der_parser::asn1_rs::{Tag, ToDer};
+#[cfg(feature = "x509")]
 use x509_parser::x509::X509Name;
 
 use crate::oid::{Oid, OidError};
@@ -102,7 +104,8 @@ pub enum NameError {
 }
 
 impl DistinguishedName {
-    /// Parses a DER-encoded X.501 `Name`.
+    /// Parses a DER-encoded X.501 `Name` (feature `x509`).
+    #[cfg(feature = "x509")]
     pub fn from_der(der: &[u8]) -> Result<DistinguishedName, NameError> {
         use x509_parser::prelude::FromDer;
         let (rest, name) = X509Name::from_der(der).map_err(|e| NameError::Der(e.to_string()))?;
@@ -112,6 +115,7 @@ impl DistinguishedName {
         DistinguishedName::from_x509(&name).map_err(|e| NameError::Der(e.to_string()))
     }
 
+    #[cfg(feature = "x509")]
     pub(crate) fn from_x509(name: &X509Name<'_>) -> Result<DistinguishedName, OidError> {
         let rdns: Vec<Vec<NameAttribute>> = name
             .iter_rdn()
@@ -271,6 +275,7 @@ impl fmt::Debug for DistinguishedName {
     }
 }
 
+#[cfg(feature = "x509")]
 fn decode_value(any: &x509_parser::der_parser::asn1_rs::Any<'_>) -> AttributeValue {
     let data = any.data;
     let text = match any.tag() {

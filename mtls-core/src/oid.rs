@@ -277,6 +277,7 @@ impl Oid {
     /// Converts an OID as parsed by x509-parser, decoding its DER content ourselves: x509-parser's
     /// own text form mis-splits large first sub-identifiers and prints arcs beyond `u64` in hex,
     /// which would make a policy on such an OID never match (and `not(..)` of it always match).
+    #[cfg(feature = "x509")]
     pub(crate) fn from_der_oid(
         oid: &x509_parser::der_parser::oid::Oid<'_>,
     ) -> Result<Oid, OidError> {

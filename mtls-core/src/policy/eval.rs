@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::{DenyKind, DenyReason, Node, Rule, Short};
 use crate::fingerprint::{Fingerprint, SerialNumber};
+#[cfg(feature = "x509")]
 use crate::identity::ClientIdentity;
 use crate::oid::Oid;
 
@@ -12,6 +13,7 @@ use crate::oid::Oid;
 /// identity also keeps normalised (DNS names lower case without trailing dot, email domains lower
 /// case), so a lookup is a hash probe per certificate value.
 #[derive(Clone, Default)]
+#[cfg_attr(not(feature = "x509"), allow(dead_code))]
 pub(crate) struct AnyIndex {
     dns_exact: HashSet<Box<str>>,
     /// Suffixes of `*.suffix` patterns.
@@ -62,6 +64,7 @@ impl AnyIndex {
         (ix, rest)
     }
 
+    #[cfg(feature = "x509")]
     fn matches(&self, id: &ClientIdentity) -> bool {
         if !self.dns_exact.is_empty() || !self.dns_wildcard.is_empty() {
             for name in &id.dns_normalized {
@@ -115,6 +118,7 @@ impl AnyIndex {
     }
 }
 
+#[cfg(feature = "x509")]
 /// Whether `node` allows `id`. Never allocates.
 pub(crate) fn allows(node: &Node, id: &ClientIdentity) -> bool {
     match node {
@@ -129,6 +133,7 @@ pub(crate) fn allows(node: &Node, id: &ClientIdentity) -> bool {
     }
 }
 
+#[cfg(feature = "x509")]
 /// Whether `uri` starts with `prefix` at a boundary: the prefix ends with `/`, or the URI ends
 /// there or goes on with `/`, `?` or `#`. A raw string prefix would let `https://a.example` admit
 /// `https://a.example.evil/` and `spiffe://td` admit `spiffe://td.attacker/`.
@@ -139,6 +144,7 @@ pub(crate) fn uri_has_prefix(uri: &str, prefix: &str) -> bool {
     }
 }
 
+#[cfg(feature = "x509")]
 fn rule_matches(rule: &Rule, id: &ClientIdentity) -> bool {
     match rule {
         Rule::DnsSan(p) => id.dns_names().iter().any(|n| p.matches(n)),
@@ -162,6 +168,7 @@ fn rule_matches(rule: &Rule, id: &ClientIdentity) -> bool {
     }
 }
 
+#[cfg(feature = "x509")]
 /// Whether the certificate has any value of the kind `rule` reads.
 fn has_field(rule: &Rule, id: &ClientIdentity) -> bool {
     match rule {
@@ -181,6 +188,7 @@ fn has_field(rule: &Rule, id: &ClientIdentity) -> bool {
     }
 }
 
+#[cfg(feature = "x509")]
 /// Why `node` denies `id`. Only called after `allows` returned false.
 pub(crate) fn explain(node: &Node, id: &ClientIdentity) -> DenyReason {
     match node {

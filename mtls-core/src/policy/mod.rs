@@ -66,6 +66,15 @@
 //! wildcard DNS patterns, SPIFFE IDs, trust domains, URIs, emails, subject attributes,
 //! fingerprints, serials) is compiled into hash sets when the policy is built, so an allowlist of
 //! 10,000 entries costs about what a list of 10 does. Denials allocate a [`DenyReason`].
+//!
+#![cfg_attr(
+    not(feature = "x509"),
+    doc = "[`ClientIdentity`]: https://docs.rs/mtls-core/latest/mtls_core/struct.ClientIdentity.html"
+)]
+#![cfg_attr(
+    not(feature = "x509"),
+    doc = "[`Policy::evaluate`]: https://docs.rs/mtls-core/latest/mtls_core/struct.Policy.html#method.evaluate"
+)]
 
 use std::fmt;
 use std::sync::Arc;
@@ -73,6 +82,7 @@ use std::sync::Arc;
 use crate::dns::{DnsPattern, DnsPatternError};
 use crate::email::{EmailPattern, EmailPatternError};
 use crate::fingerprint::{Fingerprint, HexValueError, SerialNumber};
+#[cfg(feature = "x509")]
 use crate::identity::ClientIdentity;
 use crate::ip::{IpNetwork, IpNetworkError};
 use crate::name::{parse_rfc4514, NameError};
@@ -99,6 +109,11 @@ pub struct Policy {
 }
 
 /// The outcome of [`Policy::evaluate`].
+///
+#[cfg_attr(
+    not(feature = "x509"),
+    doc = "[`Policy::evaluate`]: https://docs.rs/mtls-core/latest/mtls_core/struct.Policy.html#method.evaluate"
+)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[must_use = "a decision that is not checked authorizes nothing"]
 pub enum Decision {
@@ -814,7 +829,9 @@ impl Policy {
         }
     }
 
-    /// Evaluates the policy. Allocates only when it denies (to build the reason).
+    /// Evaluates the policy. Allocates only when it denies (to build the reason). Feature
+    /// `x509` (default).
+    #[cfg(feature = "x509")]
     pub fn evaluate(&self, identity: &ClientIdentity) -> Decision {
         if eval::allows(&self.root, identity) {
             Decision::Allow
@@ -824,6 +841,8 @@ impl Policy {
     }
 
     /// Whether the policy allows `identity`, without building a reason. Never allocates.
+    /// Feature `x509` (default).
+    #[cfg(feature = "x509")]
     pub fn allows(&self, identity: &ClientIdentity) -> bool {
         eval::allows(&self.root, identity)
     }
