@@ -3,7 +3,7 @@
 # by valgrind (callgrind's total, which repeats on a busy machine where timings do not), for one
 # or more builds of `loadtest` side by side:
 #
-#   benchmarks/instructions.sh target/release/examples/loadtest [OTHER_LOADTEST ...]
+#   benchmarks/instructions.sh target/release/loadtest [OTHER_LOADTEST ...]
 #
 # For each binary: start `loadtest --server mtls` under callgrind, send it N1 and then N2
 # keep-alive requests on one connection (curl, HTTP/1.1, a client certificate the server's
