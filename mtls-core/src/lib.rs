@@ -86,6 +86,7 @@ pub use policy::{Decision, DenyKind, DenyReason, Policy, PolicyError, ValueError
 pub use spiffe::{SpiffeId, SpiffeIdError, SpiffeIdErrorKind, TrustDomain};
 
 /// The certificate types this crate takes, re-exported so callers need not name the crate.
+#[cfg(feature = "x509")]
 pub use rustls_pki_types::CertificateDer;
 
 /// Shortens user input quoted in an error message, on a character boundary.
