@@ -76,16 +76,9 @@ fn expand_handler(args: &Args, mut func: ItemFn) -> syn::Result<TokenStream> {
             > {
                 static CONFIG: ::std::sync::OnceLock<::mtls_tower::__private::GuardResult> =
                     ::std::sync::OnceLock::new();
-                CONFIG
-                    .get_or_init(|| {
-                        ::mtls_tower::__private::build_guard(|| {
-                            ::core::result::Result::Ok(
-                                ::mtls_tower::__private::GuardConfig::new(#config),
-                            )
-                        })
-                    })
-                    .as_ref()
-                    .map_err(|e| e.as_str())
+                ::mtls_tower::__private::guard_config(&CONFIG, || {
+                    ::core::result::Result::Ok(::mtls_tower::__private::GuardConfig::new(#config))
+                })
             }
         }
 
@@ -183,16 +176,9 @@ fn expand_grpc_method(args: &Args, mut func: ItemFn) -> syn::Result<TokenStream>
                 &'static ::mtls_tower::__private::GuardConfig,
                 &'static str,
             > {
-                CONFIG
-                    .get_or_init(|| {
-                        ::mtls_tower::__private::build_guard(|| {
-                            ::core::result::Result::Ok(
-                                ::mtls_tower::__private::GuardConfig::new(#config),
-                            )
-                        })
-                    })
-                    .as_ref()
-                    .map_err(|e| e.as_str())
+                ::mtls_tower::__private::guard_config(&CONFIG, || {
+                    ::core::result::Result::Ok(::mtls_tower::__private::GuardConfig::new(#config))
+                })
             }
             fn __mtls_method() -> &'static str {
                 ::core::any::type_name_of_val(&__mtls_method)

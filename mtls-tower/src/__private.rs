@@ -72,6 +72,17 @@ pub fn build_guard(build: impl FnOnce() -> GuardResult) -> GuardResult {
     }
 }
 
+/// A guard's configuration from its cell, built on first use (by [`build_guard`]), or why it
+/// cannot be built.
+pub fn guard_config(
+    cell: &'static std::sync::OnceLock<GuardResult>,
+    build: impl FnOnce() -> GuardResult,
+) -> Result<&'static GuardConfig, &'static str> {
+    cell.get_or_init(|| build_guard(build))
+        .as_ref()
+        .map_err(String::as_str)
+}
+
 /// Implemented by the marker type generated beside each annotated handler.
 pub trait GuardPolicy: Send + Sync + 'static {
     /// The handler's configuration (built on first use, or by `check_policies`, then shared), or
