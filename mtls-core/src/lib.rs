@@ -46,12 +46,12 @@
 #![cfg_attr(not(feature = "x509"), allow(dead_code, unused_imports))]
 #![cfg_attr(
     not(feature = "x509"),
-    doc = "[`ClientIdentity`]: https://docs.rs/mtls-core/latest/mtls_core/struct.ClientIdentity.html"
+    doc = "[`ClientIdentity`]: https://github.com/mtls-rs/mtls/blob/main/mtls-core/src/identity.rs"
 )]
 #![cfg_attr(feature = "testing", doc = "[testing-module]: crate::testing")]
 #![cfg_attr(
     not(feature = "testing"),
-    doc = "[testing-module]: https://docs.rs/mtls-core/latest/mtls_core/testing/index.html"
+    doc = "[testing-module]: https://github.com/mtls-rs/mtls/blob/main/mtls-core/src/testing.rs"
 )]
 // docs.rs (`--cfg docsrs`, nightly): a badge on each item that needs a feature. `doc_cfg` took
 // over `doc_auto_cfg` (removed in Rust 1.92) and marks feature-gated items by itself.

@@ -75,7 +75,7 @@ use proc_macro::TokenStream;
 /// `deny_as_not_found` can). Needs mtls-tower's `tonic` feature; without it the compile error
 /// says so. See `mtls_tower::grpc`.
 ///
-/// [key-table]: https://docs.rs/mtls-core/latest/mtls_core/policy/index.html#rules
+/// [key-table]: https://github.com/mtls-rs/mtls/blob/main/mtls-core/src/policy/mod.rs
 #[proc_macro_attribute]
 pub fn require_cert(args: TokenStream, item: TokenStream) -> TokenStream {
     let original = proc_macro2::TokenStream::from(item.clone());

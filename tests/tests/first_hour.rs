@@ -194,7 +194,15 @@ async fn shutdown_returns_when_the_last_request_in_flight_is_done() {
     let tc = TestClient::new(&pki.ca).with_cert(&client);
     let request = tokio::spawn(async move { tc.get(addr, "/slow").await });
     started_rx.await.unwrap();
+    let started = std::time::Instant::now();
     stop_promptly(server).await;
-    // The request in flight was let finish, not cut off.
+    // Shutdown waited for the handler (300 ms), not less: a `stop` that returned at once would
+    // leave the request to a task that outlives the server.
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        started.elapsed()
+    );
+    // And the request in flight was let finish, not cut off.
     assert_eq!(request.await.unwrap().status(), Some(200));
 }

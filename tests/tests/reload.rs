@@ -534,3 +534,119 @@ async fn a_watch_builds_on_the_blocking_pool_not_on_the_runtime_thread() {
     assert!(!built_on.is_empty());
     assert!(built_on.iter().all(|id| *id != std::thread::current().id()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_reload_started_first_cannot_overwrite_one_that_comes_after_it() {
+    let pki = Pki::new();
+    let (_server, handle) = start(&pki, false).await;
+    let old = pki.config().build().unwrap();
+    let new = pki.config().build().unwrap();
+    let new_rustls = new.server_config();
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let slow = {
+        let handle = handle.clone();
+        std::thread::spawn(move || {
+            handle
+                .reload_with(|| {
+                    started_tx.send(()).unwrap();
+                    // A SIGHUP build reading slow files: it read the *old* files.
+                    std::thread::sleep(Duration::from_millis(300));
+                    Ok(old)
+                })
+                .unwrap();
+        })
+    };
+    started_rx.recv().unwrap();
+    // A newer configuration arrives while the slow build runs: it is applied after it.
+    tokio::task::spawn_blocking({
+        let handle = handle.clone();
+        move || handle.reload(new)
+    })
+    .await
+    .unwrap();
+    slow.join().unwrap();
+    assert_eq!(handle.generation(), 2);
+    assert!(Arc::ptr_eq(&handle.current(), &new_rustls));
+}
+
+#[tokio::test]
+async fn a_change_between_the_configurations_read_and_follow_files_is_followed() {
+    let pki = Pki::new();
+    let dir = TempDir::new("reload-gap");
+    let (cert, key) = dir.write_cert("server", &pki.server);
+    let ca = dir.write("ca.pem", pki.ca.cert_pem());
+    let config = MtlsConfig::builder()
+        .server_cert_pem_files(&cert, &key)
+        .client_ca_pem_file(&ca)
+        .build()
+        .unwrap();
+    let listener = listener(config, |b| b).await;
+    let handle = listener.reload_handle();
+    let server = Server::start_with(listener, app());
+    // Rotated after the configuration read it, before anyone watches.
+    let new_ca = TestCa::new("Rotated before the watch");
+    let next = dir.write("ca.pem.new", new_ca.cert_pem());
+    std::fs::rename(&next, &ca).unwrap();
+    let follower = handle.follow_files(Duration::from_millis(20));
+    wait_for_generation(&handle, 1).await;
+    let client = new_ca.leaf().build();
+    assert_eq!(call(&pki, &server, &client).await.status(), Some(200));
+    follower.abort();
+}
+
+#[tokio::test]
+async fn files_that_keep_changing_are_not_applied_until_they_hold_still() {
+    let pki = Pki::new();
+    let dir = TempDir::new("reload-still");
+    let (_server, handle, follower) = start_from_files(&pki, &dir, |b| b).await;
+    // A writer that rewrites the CA bundle every 5 ms (each a valid bundle): no two looks, 20 ms
+    // apart, ever agree, so nothing is applied while it writes.
+    let cas: Vec<String> = (0..4)
+        .map(|i| TestCa::new(&format!("CA {i}")).cert_pem().to_owned())
+        .collect();
+    let path = dir.path().join("ca.pem");
+    let until = std::time::Instant::now() + Duration::from_millis(400);
+    let mut i = 0;
+    while std::time::Instant::now() < until {
+        std::fs::write(&path, &cas[i % cas.len()]).unwrap();
+        i += 1;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        handle.generation(),
+        0,
+        "applied while the file was still changing"
+    );
+    // Once it holds still, it is applied, once.
+    wait_for_generation(&handle, 1).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(handle.generation(), 1);
+    follower.abort();
+}
+
+#[tokio::test]
+async fn a_build_that_panics_is_retried_without_another_change() {
+    let pki = Pki::new();
+    let dir = TempDir::new("reload-panic");
+    let ca_path = dir.write("ca.pem", pki.ca.cert_pem());
+    let (_server, handle) = start(&pki, false).await;
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let build = {
+        let (server, ca_path, calls) = (pki.server.clone(), ca_path.clone(), calls.clone());
+        move || {
+            if calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                panic!("a build that panics once");
+            }
+            MtlsConfig::builder()
+                .server_cert(server.chain().to_vec(), server.key_der())
+                .client_ca_pem_file(&ca_path)
+                .build()
+        }
+    };
+    let watcher = handle.watch_files(vec![ca_path.clone()], Duration::from_millis(20), build);
+    let next = dir.write("ca.pem.new", TestCa::new("After the panic").cert_pem());
+    std::fs::rename(&next, &ca_path).unwrap();
+    wait_for_generation(&handle, 1).await;
+    assert!(calls.load(std::sync::atomic::Ordering::SeqCst) >= 2);
+    watcher.abort();
+}

@@ -69,11 +69,11 @@
 //!
 #![cfg_attr(
     not(feature = "x509"),
-    doc = "[`ClientIdentity`]: https://docs.rs/mtls-core/latest/mtls_core/struct.ClientIdentity.html"
+    doc = "[`ClientIdentity`]: https://github.com/mtls-rs/mtls/blob/main/mtls-core/src/identity.rs"
 )]
 #![cfg_attr(
     not(feature = "x509"),
-    doc = "[`Policy::evaluate`]: https://docs.rs/mtls-core/latest/mtls_core/struct.Policy.html#method.evaluate"
+    doc = "[`Policy::evaluate`]: https://github.com/mtls-rs/mtls/blob/main/mtls-core/src/policy/mod.rs"
 )]
 
 use std::fmt;
@@ -112,7 +112,7 @@ pub struct Policy {
 ///
 #[cfg_attr(
     not(feature = "x509"),
-    doc = "[`Policy::evaluate`]: https://docs.rs/mtls-core/latest/mtls_core/struct.Policy.html#method.evaluate"
+    doc = "[`Policy::evaluate`]: https://github.com/mtls-rs/mtls/blob/main/mtls-core/src/policy/mod.rs"
 )]
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[must_use = "a decision that is not checked authorizes nothing"]

@@ -44,6 +44,42 @@ pub struct MtlsConfig {
     /// The builder this configuration came from, to read its files again
     /// ([`MtlsConfig::rebuild`]); `None` for a bare `rustls::ServerConfig`.
     recipe: Option<Arc<MtlsConfigBuilder>>,
+    /// How each of [`files`](MtlsConfig::files) looked just *before* it was read: a watch
+    /// starts from these, so that a change that lands between the read and the start of the
+    /// watch is still seen.
+    stamps: Vec<Option<FileStamp>>,
+}
+
+/// What a file looks like from outside, read through symlinks: enough to tell that it changed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct FileStamp {
+    pub(crate) modified: Option<SystemTime>,
+    pub(crate) len: u64,
+    /// Device and inode: a new file behind the same name (a rename, a swapped `..data`
+    /// symlink) is a change even when it keeps the old modification time and size.
+    #[cfg(unix)]
+    id: (u64, u64),
+}
+
+impl FileStamp {
+    /// `None` when the file cannot be looked at (missing, a dangling link, no permission).
+    pub(crate) fn of(path: &Path) -> Option<FileStamp> {
+        let meta = std::fs::metadata(path).ok()?;
+        Some(FileStamp {
+            modified: meta.modified().ok(),
+            len: meta.len(),
+            #[cfg(unix)]
+            id: {
+                use std::os::unix::fs::MetadataExt;
+                (meta.dev(), meta.ino())
+            },
+        })
+    }
+
+    /// The stamps of `paths`, in order.
+    pub(crate) fn all<P: AsRef<Path>>(paths: &[P]) -> Vec<Option<FileStamp>> {
+        paths.iter().map(|p| FileStamp::of(p.as_ref())).collect()
+    }
 }
 
 /// When the certificates of a configuration expire: for metrics and alerts.
@@ -154,6 +190,11 @@ impl MtlsConfig {
         }
     }
 
+    /// How [`files`](Self::files) looked just before this configuration read them.
+    pub(crate) fn file_stamps(&self) -> &[Option<FileStamp>] {
+        &self.stamps
+    }
+
     pub(crate) fn client_verifier(
         &self,
     ) -> Option<Arc<dyn rustls::server::danger::ClientCertVerifier>> {
@@ -179,6 +220,7 @@ impl From<Arc<ServerConfig>> for MtlsConfig {
             verifier: None,
             expiry_warning: DEFAULT_EXPIRY_WARNING,
             recipe: None,
+            stamps: Vec::new(),
         }
     }
 }
@@ -254,7 +296,7 @@ pub enum ConfigError {
     },
     /// The private key does not belong to the server certificate: often a rotation caught half
     /// way, the new certificate written and the old key still in place.
-    #[error("the server private key {key} does not match the server certificate {chain} (if one of them is being replaced, the next reload retries): {source}")]
+    #[error("the server private key {key} does not match the server certificate {chain} (if they are being replaced, write both, then reload): {source}")]
     KeyMismatch {
         /// The certificate chain's file, or `(in memory)`.
         chain: String,
@@ -690,6 +732,9 @@ impl MtlsConfigBuilder {
 
     fn build_shared(recipe: &Arc<MtlsConfigBuilder>) -> Result<MtlsConfig, ConfigError> {
         let this = &**recipe;
+        // Looked at before anything is read: if a file changes while it is read, the stamp is
+        // already out of date and a watch builds again.
+        let stamps = FileStamp::all(&this.files());
         let provider = this.provider()?;
         let (chain, key) = this.load_server()?;
         let (chain_name, key_name) = this.server_names();
@@ -760,10 +805,11 @@ impl MtlsConfigBuilder {
                 key: key_name.clone(),
                 source,
             },
-            // Anything else rustls says here is about the key: a type it cannot sign with.
+            // Anything else is about the pair: a key type rustls cannot sign with, or a leaf
+            // it refuses.
             e => ConfigError::Malformed {
-                what: "server private key",
-                source_name: key_name,
+                what: "server certificate and key",
+                source_name: format!("{chain_name} and {key_name}"),
                 reason: e.to_string(),
             },
         })?;
@@ -782,6 +828,7 @@ impl MtlsConfigBuilder {
             verifier: Some(client_verifier),
             expiry_warning: this.expiry_warning.unwrap_or(DEFAULT_EXPIRY_WARNING),
             recipe: Some(Arc::clone(recipe)),
+            stamps,
         };
         config.warn_if_expiring();
         Ok(config)

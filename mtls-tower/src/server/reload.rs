@@ -5,14 +5,14 @@ use std::fmt;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
 use rustls::ServerConfig;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::config::{CertExpiry, ConfigError, MtlsConfig};
+use super::config::{CertExpiry, ConfigError, FileStamp, MtlsConfig};
 
 /// What one handshake uses, taken at one moment: the rustls configuration, until when its CRLs
 /// hold, and its client certificate verifier (to verify a resumed session's chain again).
@@ -27,6 +27,10 @@ pub(crate) struct ConfigCell {
     current: RwLock<MtlsConfig>,
     generation: watch::Sender<u64>,
     close_on_reload: bool,
+    /// Held from the moment a reload starts reading files until its result is swapped in, so
+    /// that reloads run one after another: a slow build started earlier (SIGHUP) can never
+    /// overwrite a newer one (the file watch) with older files.
+    reloading: Mutex<()>,
 }
 
 impl ConfigCell {
@@ -35,6 +39,7 @@ impl ConfigCell {
             current: RwLock::new(config),
             generation: watch::Sender::new(0),
             close_on_reload,
+            reloading: Mutex::new(()),
         }
     }
 
@@ -74,6 +79,14 @@ impl ConfigCell {
     /// [`MtlsConfig::warn_if_expiring`] for the current configuration.
     pub(crate) fn warn_if_expiring(&self) {
         self.with(MtlsConfig::warn_if_expiring);
+    }
+
+    /// Serialises reloads (see `reloading`). A reload that panicked left no half-applied state
+    /// (a swap assigns a finished value), so a poisoned lock is taken as it is.
+    fn reloading(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.reloading
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn swap(&self, config: MtlsConfig) {
@@ -131,11 +144,19 @@ impl ReloadHandle {
         ReloadHandle { cell }
     }
 
-    /// Swaps in `config` for every new connection.
+    /// Swaps in `config` for every new connection (after any reload already under way).
     pub fn reload(&self, config: impl Into<MtlsConfig>) {
         let config = config.into();
-        config.warn_if_expiring();
-        self.cell.swap(config);
+        {
+            let _one_at_a_time = self.cell.reloading();
+            self.cell.swap(config);
+        }
+        self.reloaded();
+    }
+
+    /// What every reload logs once the new configuration is in.
+    fn reloaded(&self) {
+        self.cell.warn_if_expiring();
         tracing::info!(
             target: "mtls_tower::reload",
             generation = self.generation(),
@@ -145,14 +166,19 @@ impl ReloadHandle {
 
     /// Builds a configuration with `build` and swaps it in. If `build` fails (a missing or bad
     /// file, a key that does not match), the running configuration stays, nothing is half-applied,
-    /// and the error is logged and returned.
+    /// and the error is logged and returned. Reloads run one at a time: `build` starts after any
+    /// reload under way has finished.
     pub fn reload_with(
         &self,
         build: impl FnOnce() -> Result<MtlsConfig, ConfigError>,
     ) -> Result<(), ConfigError> {
-        match build() {
-            Ok(config) => {
-                self.reload(config);
+        let built = {
+            let _one_at_a_time = self.cell.reloading();
+            build().map(|config| self.cell.swap(config))
+        };
+        match built {
+            Ok(()) => {
+                self.reloaded();
                 Ok(())
             }
             Err(e) => {
@@ -191,8 +217,9 @@ impl ReloadHandle {
     /// a failure keeps the running configuration and is logged and returned. It reads the files
     /// on the calling thread: from async code, call it inside `tokio::task::spawn_blocking`.
     pub fn reload_files(&self) -> Result<(), ConfigError> {
-        let current = self.current_config();
-        self.reload_with(|| current.rebuild())
+        // The running configuration is read once the reload lock is held: a reload that finished
+        // just before decides which files (and options) are read.
+        self.reload_with(|| self.current_config().rebuild())
     }
 
     /// Reloads with `build` on every SIGHUP (Unix, through `tokio::signal`), until the returned
@@ -216,16 +243,13 @@ impl ReloadHandle {
             let build = Arc::new(build);
             while hup.recv().await.is_some() {
                 // Reading and parsing files blocks: the blocking pool does it.
-                let b = Arc::clone(&build);
-                match tokio::task::spawn_blocking(move || b()).await {
-                    Ok(built) => {
-                        let _ = handle.reload_with(|| built);
-                    }
-                    Err(e) => tracing::error!(
+                let (h, b) = (handle.clone(), Arc::clone(&build));
+                if let Err(e) = tokio::task::spawn_blocking(move || h.reload_with(&*b)).await {
+                    tracing::error!(
                         target: "mtls_tower::reload",
                         error = %e,
                         "the TLS configuration build panicked; the previous configuration stays in use"
-                    ),
+                    );
                 }
             }
         })
@@ -245,18 +269,28 @@ impl ReloadHandle {
     /// swaps the result in. Nothing to list twice, and nothing left out: the key is followed as
     /// well as the certificate.
     ///
-    /// A rotation is rarely one atomic write. When the new configuration cannot be built (a
-    /// certificate written before its key: [`ConfigError::KeyMismatch`]; a file half-written or
-    /// briefly missing), the running configuration stays, and the build is tried again at every
-    /// tick until it succeeds. Each distinct failure is logged once (target
-    /// `mtls_tower::reload`), not once per tick, and the success after it says how long it took.
+    /// A rotation is rarely one atomic write, so a change is applied only once the files have
+    /// stopped changing: they must look the same at two looks in a row (one `interval` apart),
+    /// and the same again after they were read, or the result is thrown away and read again.
+    /// When the new configuration cannot be built (a certificate written before its key:
+    /// [`ConfigError::KeyMismatch`]; a file briefly missing), the running configuration stays,
+    /// and the build is tried again at every tick until it succeeds. Each distinct failure is
+    /// logged once (target `mtls_tower::reload`), not once per tick, and the success after it
+    /// says how long it took.
+    ///
+    /// Replace files by renaming a finished file over the old one, as Kubernetes and most tools
+    /// do. A PEM file written in place slowly enough that a look falls inside a pause of the
+    /// writer could be read half-way: a CA bundle or CRL file missing its last blocks still
+    /// parses. Holding still for one whole interval is what this watch can check.
     ///
     /// A change is a new modification time, size, or (on Unix) file identity, read through
     /// symlinks: a file rewritten in place, replaced by a rename, or reached through a
     /// Kubernetes secret volume's `..data` symlink that is swapped to a new directory is seen,
-    /// even when the new file keeps the old one's modification time. No dependency on OS
-    /// file-watching APIs; an interval of a few seconds costs a few `stat` calls. The looks and
-    /// the builds run on tokio's blocking pool, so a slow disk never stalls a runtime worker.
+    /// even when the new file keeps the old one's modification time. The starting point is how
+    /// the files looked when the running configuration read them, so a change made between that
+    /// read and this call is followed too. No dependency on OS file-watching APIs; an interval
+    /// of a few seconds costs a few `stat` calls. The looks and the builds run on tokio's
+    /// blocking pool, so a slow disk never stalls a runtime worker.
     ///
     /// After a [`reload`](Self::reload) with a configuration built from other files, those are
     /// followed. A configuration with no files (all in memory, or a bare rustls `ServerConfig`)
@@ -282,22 +316,19 @@ impl ReloadHandle {
     pub fn follow_files(&self, interval: Duration) -> JoinHandle<()> {
         let handle = self.clone();
         let files = move || {
-            handle
-                .current_config()
-                .files()
-                .into_iter()
-                .map(Path::to_owned)
-                .collect()
+            let config = handle.current_config();
+            let paths = config.files().into_iter().map(Path::to_owned).collect();
+            (paths, Some(config.file_stamps().to_vec()))
         };
         let handle = self.clone();
         self.spawn_watch(interval, files, move || handle.current_config().rebuild())
     }
 
-    /// Polls `paths` every `interval` and reloads with `build` when any changes, retrying a
-    /// build that fails at every tick until it succeeds, as [`follow_files`](Self::follow_files)
-    /// does; this one is for a `build` that reads files of its own choosing. Prefer
-    /// `follow_files` when the configuration comes from [`MtlsConfig::builder`]: it cannot
-    /// forget the key.
+    /// Polls `paths` every `interval` and reloads with `build` when any changes, under the same
+    /// rules as [`follow_files`](Self::follow_files) (applied once the files hold still, retried
+    /// at every tick until it builds); this one is for a `build` that reads files of its own
+    /// choosing. Prefer `follow_files` when the configuration comes from
+    /// [`MtlsConfig::builder`]: it cannot forget the key.
     pub fn watch_files<F>(
         &self,
         paths: Vec<PathBuf>,
@@ -307,20 +338,23 @@ impl ReloadHandle {
     where
         F: Fn() -> Result<MtlsConfig, ConfigError> + Send + Sync + 'static,
     {
-        self.spawn_watch(interval, move || paths.clone(), build)
+        self.spawn_watch(interval, move || (paths.clone(), None), build)
     }
 
+    /// `files` gives the paths to watch and, when known, how they looked when the running
+    /// configuration read them.
     fn spawn_watch(
         &self,
         interval: Duration,
-        files: impl Fn() -> Vec<PathBuf> + Send + Sync + 'static,
+        files: impl Fn() -> (Vec<PathBuf>, Option<Vec<Option<FileStamp>>>) + Send + Sync + 'static,
         build: impl Fn() -> Result<MtlsConfig, ConfigError> + Send + Sync + 'static,
     ) -> JoinHandle<()> {
         let handle = self.clone();
-        // The first look is taken here, not in the task: a file written right after this call
-        // returns (before the task first runs) is then a change, not the starting point. (A few
-        // `stat` calls, once; every later look runs on the blocking pool.)
-        let first = Watch::new(files());
+        // The starting point is fixed here, not in the task: a file written right after this
+        // call returns (before the task first runs) is then a change. (A few `stat` calls, once;
+        // every later look runs on the blocking pool.)
+        let (paths, applied) = files();
+        let first = Watch::new(paths, applied);
         let (files, build) = (Arc::new(files), Arc::new(build));
         tokio::spawn(async move {
             if first.paths.is_empty() {
@@ -329,35 +363,32 @@ impl ReloadHandle {
                     "the TLS configuration was not read from files, so there are none to follow"
                 );
             }
-            let mut watch = Some(first);
+            let mut watch = first;
             let mut tick = tokio::time::interval(interval.max(Duration::from_millis(10)));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            tick.tick().await; // the first tick is now: the configuration was just read
+            tick.tick().await; // the first tick is now: the starting point was just fixed
             loop {
                 tick.tick().await;
                 // `stat`, reading and parsing files block (a slow disk, a network file system):
                 // they run on the blocking pool, never on a runtime worker that serves
                 // connections. Logging stays here, in the task.
-                let (files, build) = (Arc::clone(&files), Arc::clone(&build));
-                let previous = watch.take();
+                let (files, build, h) = (Arc::clone(&files), Arc::clone(&build), handle.clone());
+                let mut w = watch.clone();
                 let step = tokio::task::spawn_blocking(move || {
-                    let paths = files();
-                    let mut watch = match previous {
-                        Some(w) if w.paths == paths => w,
-                        // Reloaded from other files (or the last step panicked): follow these
-                        // from now on.
-                        _ => return (Watch::new(paths), None),
-                    };
-                    if !watch.due() {
-                        return (watch, None);
-                    }
-                    let built = build();
-                    (watch, Some(built))
+                    let outcome = w.step(&*files, &*build, &h.cell);
+                    (w, outcome)
                 })
                 .await;
-                let (mut w, built) = match step {
-                    Ok(step) => step,
+                let outcome = match step {
+                    Ok((w, outcome)) => {
+                        watch = w;
+                        outcome
+                    }
                     Err(e) => {
+                        // The build panicked: keep the change pending, so that it is read again.
+                        watch
+                            .failing_since
+                            .get_or_insert_with(std::time::Instant::now);
                         tracing::error!(
                             target: "mtls_tower::reload",
                             error = %e,
@@ -366,26 +397,22 @@ impl ReloadHandle {
                         continue;
                     }
                 };
-                match built {
-                    None => {}
-                    Some(Ok(config)) => {
-                        if let Some(since) = w.failing_since.take() {
+                match outcome {
+                    Step::Idle => {}
+                    Step::Applied { after_failures } => {
+                        if let Some(since) = after_failures {
                             tracing::info!(
                                 target: "mtls_tower::reload",
-                                after_secs = since.elapsed().as_secs_f64(),
+                                after_secs = since.as_secs_f64(),
                                 "TLS configuration rebuilt after failed attempts"
                             );
                         }
-                        w.last_error = None;
-                        handle.reload(config);
+                        handle.reloaded();
                     }
-                    Some(Err(e)) => {
-                        w.failing_since
-                            .get_or_insert_with(tokio::time::Instant::now);
-                        let text = e.to_string();
+                    Step::Failed(text) => {
                         // Logged once per distinct failure: a half-written pair that stays
                         // half-written for a minute is one line, not one per tick.
-                        if w.last_error.as_deref() != Some(text.as_str()) {
+                        if watch.last_error.as_deref() != Some(text.as_str()) {
                             tracing::error!(
                                 target: "mtls_tower::reload",
                                 error = %text,
@@ -393,76 +420,109 @@ impl ReloadHandle {
                                  stays in use, and the files are read again at every tick until \
                                  they build"
                             );
-                            w.last_error = Some(text);
+                            watch.last_error = Some(text);
                         }
                     }
                 }
-                watch = Some(w);
             }
         })
     }
 }
 
 /// What a file watch remembers between ticks.
+#[derive(Clone)]
 struct Watch {
     paths: Vec<PathBuf>,
-    stamps: Vec<Option<FileStamp>>,
+    /// How the files looked when the running configuration read them.
+    applied: Vec<Option<FileStamp>>,
+    /// How they looked at the previous tick: a change is applied once two looks agree.
+    last_look: Vec<Option<FileStamp>>,
     /// Set while the files have changed but do not build yet; the build is retried every tick.
-    failing_since: Option<tokio::time::Instant>,
+    failing_since: Option<std::time::Instant>,
     last_error: Option<String>,
 }
 
+/// What one tick of a watch did.
+enum Step {
+    Idle,
+    Applied {
+        /// How long the files had failed to build before, if they had.
+        after_failures: Option<Duration>,
+    },
+    Failed(String),
+}
+
 impl Watch {
-    fn new(paths: Vec<PathBuf>) -> Watch {
-        let stamps = paths.iter().map(|p| FileStamp::of(p)).collect();
+    /// Starts from `applied` (how the running configuration found the files), or from how they
+    /// look now when that is not known.
+    fn new(paths: Vec<PathBuf>, applied: Option<Vec<Option<FileStamp>>>) -> Watch {
+        let now = FileStamp::all(&paths);
+        let applied = applied
+            .filter(|a| a.len() == paths.len())
+            .unwrap_or_else(|| now.clone());
         Watch {
             paths,
-            stamps,
+            applied,
+            last_look: now,
             failing_since: None,
             last_error: None,
         }
     }
 
-    /// Whether to build now: a file changed since the last look, or the last build failed.
-    fn due(&mut self) -> bool {
-        // Stamps are taken before the build reads the files, so a write that lands during the
-        // build changes the stamp for the next tick rather than being missed.
-        let stamps: Vec<_> = self.paths.iter().map(|p| FileStamp::of(p)).collect();
-        let changed = stamps != self.stamps;
-        self.stamps = stamps;
-        changed || self.failing_since.is_some()
-    }
-}
-
-/// What a file looks like from outside, read through symlinks.
-#[derive(PartialEq, Eq)]
-struct FileStamp {
-    modified: Option<SystemTime>,
-    len: u64,
-    /// Device and inode: a new file behind the same name (a rename, a swapped `..data`
-    /// symlink) is a change even when it keeps the old modification time and size.
-    #[cfg(unix)]
-    id: (u64, u64),
-}
-
-impl FileStamp {
-    fn of(path: &Path) -> Option<FileStamp> {
-        let meta = std::fs::metadata(path).ok()?;
-        Some(FileStamp {
-            modified: meta.modified().ok(),
-            len: meta.len(),
-            #[cfg(unix)]
-            id: {
-                use std::os::unix::fs::MetadataExt;
-                (meta.dev(), meta.ino())
-            },
-        })
+    /// One tick, on the blocking pool: look, and when the files changed and hold still, build
+    /// and swap under the cell's reload lock.
+    fn step(
+        &mut self,
+        files: &dyn Fn() -> (Vec<PathBuf>, Option<Vec<Option<FileStamp>>>),
+        build: &dyn Fn() -> Result<MtlsConfig, ConfigError>,
+        cell: &ConfigCell,
+    ) -> Step {
+        let (paths, applied) = files();
+        // Only a configuration built from exactly these files (`follow_files`) says how it found
+        // them; what a `watch_files` build read is its own business.
+        let from_config = applied.is_some();
+        if paths != self.paths {
+            // Reloaded from other files: follow those from now on, from how that configuration
+            // found them.
+            *self = Watch::new(paths, applied);
+            return Step::Idle;
+        }
+        let now = FileStamp::all(&self.paths);
+        let still = now == self.last_look;
+        self.last_look.clone_from(&now);
+        let pending = now != self.applied || self.failing_since.is_some();
+        if !(pending && still) {
+            return Step::Idle;
+        }
+        let _one_at_a_time = cell.reloading();
+        let config = match build() {
+            Ok(config) => config,
+            Err(e) => {
+                self.failing_since
+                    .get_or_insert_with(std::time::Instant::now);
+                return Step::Failed(e.to_string());
+            }
+        };
+        // Read while a file was changing: the result may mix old and new. Build again once the
+        // files hold still.
+        if FileStamp::all(&self.paths) != now {
+            return Step::Idle;
+        }
+        // How the new configuration found the files (before it read them), else how they looked.
+        self.applied = match config.file_stamps() {
+            stamps if from_config && stamps.len() == self.paths.len() => stamps.to_vec(),
+            _ => now,
+        };
+        cell.swap(config);
+        let after_failures = self.failing_since.take().map(|t| t.elapsed());
+        self.last_error = None;
+        Step::Applied { after_failures }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::FileStamp;
+    use crate::server::config::FileStamp;
 
     #[cfg(unix)]
     #[test]
