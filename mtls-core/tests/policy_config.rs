@@ -156,3 +156,23 @@ fn an_old_key_and_its_new_name_together_are_a_duplicate() {
     .to_string();
     assert!(err.contains("duplicate policy key `spiffe_id`"), "{err}");
 }
+
+#[test]
+fn not_of_a_map_with_several_keys_denies_only_a_certificate_that_has_them_all() {
+    let policy = toml_policy("[policy]\nnot = { ou = \"contractors\", cn = \"bob\" }\n").unwrap();
+    let ca = TestCa::new("Not CA");
+    let id = |ou: &str, cn: &str| ca.leaf().org_unit(ou).common_name(cn).build().identity();
+    assert!(policy.allows(&id("contractors", "alice")));
+    assert!(policy.allows(&id("staff", "bob")));
+    assert!(!policy.allows(&id("contractors", "bob")));
+    assert_eq!(
+        policy,
+        Policy::not(
+            Policy::all([
+                Policy::ou("contractors").unwrap(),
+                Policy::cn("bob").unwrap()
+            ])
+            .unwrap()
+        )
+    );
+}

@@ -463,3 +463,71 @@ async fn a_proxy_whose_own_certificate_expired_is_not_trusted() {
     let (_, body, _) = send(app(by_identity(ForwardedFormat::Rfc9440)), req).await;
     assert_eq!(body, "nobody; leaked headers: []");
 }
+
+/// `f.alice`'s XFCC value with a `Chain` of `chain_pem` added.
+fn xfcc_with_chain(f: &Fixture, chain_pem: &str) -> String {
+    format!(
+        "{};Chain=\"{}\"",
+        xfcc_header(&f.alice),
+        mtls_core::testing::url_encode(chain_pem)
+    )
+}
+
+#[tokio::test]
+async fn an_xfcc_chain_that_does_not_start_with_its_cert_is_400() {
+    let f = fx();
+    let bob = f.pki.intermediate.leaf().common_name("bob").build();
+    // Cert says alice, Chain says bob: neither may become the caller.
+    let xfcc = xfcc_with_chain(f, &bob.chain_pem());
+    let req = from_proxy(f, &[("x-forwarded-client-cert", &xfcc)]);
+    let (status, body, err) = send(app(by_identity(ForwardedFormat::Xfcc)), req).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(err, Some(ProxyHeaderError::ChainMismatch));
+}
+
+#[tokio::test]
+async fn an_xfcc_chain_that_starts_with_its_cert_gives_the_cert_with_its_chain() {
+    let f = fx();
+    let xfcc = xfcc_with_chain(f, &f.alice.chain_pem());
+    let req = from_proxy(f, &[("x-forwarded-client-cert", &xfcc)]);
+    let (status, body, _) = send(app(by_identity(ForwardedFormat::Xfcc)), req).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.starts_with("CN=alice"), "{body}");
+}
+
+#[tokio::test]
+async fn a_forwarded_header_with_bytes_that_are_not_visible_ascii_is_400() {
+    let f = fx();
+    for (format, name) in [
+        (ForwardedFormat::Xfcc, "x-forwarded-client-cert"),
+        (ForwardedFormat::Rfc9440, "client-cert"),
+    ] {
+        let mut req = from_proxy(f, &[]);
+        req.headers_mut().insert(
+            HeaderName::from_static(name),
+            http::HeaderValue::from_bytes(b"Cert=\xff").unwrap(),
+        );
+        let (status, _, err) = send(app(by_identity(format)), req).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{name}");
+        assert_eq!(
+            err,
+            Some(ProxyHeaderError::NotText {
+                header: HeaderName::from_static(name)
+            }),
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_forwarded_value_that_is_der_but_not_a_certificate_is_400() {
+    let f = fx();
+    // An empty DER SEQUENCE: a well-formed byte sequence, no certificate.
+    let req = from_proxy(f, &[("client-cert", ":MAA=:")]);
+    let (status, _, err) = send(app(by_identity(ForwardedFormat::Rfc9440)), req).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        matches!(err, Some(ProxyHeaderError::Identity(_))),
+        "{err:?}"
+    );
+}

@@ -100,6 +100,12 @@ async fn order(
     Ok(format!("{} {id} {} {}", state.greeting, page.n, order.item))
 }
 
+// `not(..)` of several items denies only a certificate that matches all of them.
+#[require_cert(not(ou = "contractors", cn = "bob"))]
+async fn not_both() -> &'static str {
+    "not both"
+}
+
 fn ca() -> &'static TestCa {
     static CA: OnceLock<TestCa> = OnceLock::new();
     CA.get_or_init(|| TestCa::new("Macro Test CA"))
@@ -115,6 +121,7 @@ fn app() -> Router {
         .route("/hidden", get(hidden))
         .route("/shadowed", get(shadowed))
         .route("/stacked", get(stacked))
+        .route("/not-both", get(not_both))
         .route("/orders/{id}", post(order))
         .with_state(AppState { greeting: "hi" })
 }
@@ -331,6 +338,25 @@ async fn attribute_adds_to_a_router_wide_layer_and_cannot_weaken_it() {
     // And the route's own policy still applies on top.
     assert_eq!(
         call(app, "/billing", Some(insider)).await.0,
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[tokio::test]
+async fn not_of_several_items_denies_only_a_certificate_that_has_them_all() {
+    let id = |ou: &str, cn: &str| ca().leaf().org_unit(ou).common_name(cn).build().identity();
+    // Either item alone: not(ou AND cn) holds. An `any` inside `not` would deny these.
+    assert_eq!(
+        status("/not-both", id("contractors", "alice")).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        status("/not-both", id("staff", "bob")).await,
+        StatusCode::OK
+    );
+    // Both: denied.
+    assert_eq!(
+        status("/not-both", id("contractors", "bob")).await,
         StatusCode::FORBIDDEN
     );
 }

@@ -246,3 +246,33 @@ fn tls13_only_by_default() {
     assert!(!format!("{strict:?}").contains("TLSv1_2"), "{strict:?}");
     assert!(format!("{lax:?}").contains("TLSv1_2"));
 }
+
+#[test]
+fn a_crl_that_rustls_refuses_is_a_verifier_error_naming_the_inputs() {
+    let f = Files::new();
+    // A DER SEQUENCE that is no CRL. With expired CRLs allowed, nextUpdate is not read first, so
+    // rustls is the one that refuses it.
+    f.dir.write("bad.crl", "");
+    std::fs::write(f.path("bad.crl"), [0x30, 0x03, 0x02, 0x01, 0x00]).unwrap();
+    let err = f
+        .builder()
+        .crl_file(f.path("bad.crl"))
+        .allow_expired_crls()
+        .build()
+        .unwrap_err();
+    assert!(matches!(err, ConfigError::Verifier { .. }), "{err}");
+    assert!(err.to_string().contains("bad.crl"), "{err}");
+}
+
+#[test]
+fn a_provider_without_tls13_suites_is_a_rustls_error() {
+    let f = Files::new();
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.cipher_suites.clear();
+    let err = f
+        .builder()
+        .crypto_provider(std::sync::Arc::new(provider))
+        .build()
+        .unwrap_err();
+    assert!(matches!(err, ConfigError::Rustls(_)), "{err}");
+}

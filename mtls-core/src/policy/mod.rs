@@ -34,7 +34,7 @@
 //!
 //! | key | value | matches when |
 //! |---|---|---|
-//! | `san` | DNS pattern (`svc.internal`, `*.svc.internal`) | a DNS SAN matches ([`DnsPattern`]) |
+//! | `san` | DNS pattern (`svc.internal`, `*.svc.internal`) | a DNS-name SAN matches ([`DnsPattern`]); DNS names only: URI, IP and email SANs have their own keys below |
 //! | `uri` | URI | a URI SAN equals it exactly |
 //! | `uri_prefix` | URI prefix | a URI SAN starts with it at a boundary: the prefix ends with `/`, or the URI ends there or goes on with `/`, `?` or `#` (`https://a.example` admits `https://a.example/x`, not `https://a.example.evil`) |
 //! | `spiffe_id` | SPIFFE ID | the SPIFFE ID equals it |
