@@ -650,3 +650,17 @@ async fn a_build_that_panics_is_retried_without_another_change() {
     assert!(calls.load(std::sync::atomic::Ordering::SeqCst) >= 2);
     watcher.abort();
 }
+
+#[tokio::test]
+async fn a_pem_crl_file_revokes_a_client_at_the_handshake() {
+    let pki = Pki::new();
+    let dir = TempDir::new("crl-pem-file");
+    let revoked = pki.ca.leaf().common_name("revoked").build();
+    let fine = pki.ca.leaf().common_name("fine").build();
+    let crl_path = dir.write("ca.crl.pem", pki.ca.crl(&[&revoked.serial()]).pem());
+    let (server, _handle, follower) = start_from_files(&pki, &dir, |b| b.crl_file(&crl_path)).await;
+    follower.abort();
+    let outcome = call(&pki, &server, &revoked).await;
+    assert!(outcome.refused_with("CertificateRevoked"), "{outcome:?}");
+    assert_eq!(call(&pki, &server, &fine).await.status(), Some(200));
+}
