@@ -229,36 +229,41 @@ fn unknown_key(key: &Ident) -> syn::Error {
     )
 }
 
-/// Adds `e` to the errors collected so far.
-fn collect(errors: &mut Option<syn::Error>, e: syn::Error) {
-    match errors {
-        Some(all) => all.combine(e),
-        None => *errors = Some(e),
+/// The errors of one attribute, collected so that they are all reported in one compile.
+#[derive(Default)]
+struct Errors(Option<syn::Error>);
+
+impl Errors {
+    fn push(&mut self, e: syn::Error) {
+        match &mut self.0 {
+            Some(all) => all.combine(e),
+            None => self.0 = Some(e),
+        }
+    }
+
+    /// An error of the attribute at `span` (see [`err`]).
+    fn add(&mut self, span: Span, msg: impl std::fmt::Display) {
+        self.push(err(span, msg));
     }
 }
 
 /// Turns the items of one level into expressions: checks duplicates, settings, and every literal.
 /// Every error is collected, so that the author sees them all in one compile.
 fn lower(items: Vec<Item>, top: bool, args: &mut Args) -> syn::Result<Vec<Expr>> {
-    let mut errors = None;
+    let mut errors = Errors::default();
     let out = lower_level(items, top, args, &mut errors);
-    match errors {
+    match errors.0 {
         Some(e) => Err(e),
         None => Ok(out),
     }
 }
 
-fn lower_level(
-    items: Vec<Item>,
-    top: bool,
-    args: &mut Args,
-    errors: &mut Option<syn::Error>,
-) -> Vec<Expr> {
+fn lower_level(items: Vec<Item>, top: bool, args: &mut Args, errors: &mut Errors) -> Vec<Expr> {
     let mut seen: Vec<String> = Vec::new();
     let mut out = Vec::new();
     for item in items {
         if let Item::Unknown { key } = &item {
-            collect(errors, unknown_key(key));
+            errors.push(unknown_key(key));
             continue;
         }
         // A deprecated alias counts as its new name, for duplicates too.
@@ -276,7 +281,7 @@ fn lower_level(
                     "duplicate key `{name}`; for any of several values write `{name} = [\"a\", \"b\"]`, for all of them use `all(..)`"
                 ),
             };
-            collect(errors, err(item.key().span(), advice));
+            errors.add(item.key().span(), advice);
             continue;
         }
         seen.push(name.clone());
@@ -286,7 +291,7 @@ fn lower_level(
                 let mut rules = Vec::new();
                 for value in values {
                     if let Err(e) = mtls_core::Policy::rule(&name, &value.value()) {
-                        collect(errors, err(value.span(), e));
+                        errors.add(value.span(), e);
                         continue;
                     }
                     rules.push(Expr::Rule {
@@ -315,12 +320,9 @@ fn lower_level(
             }
             Item::Policy { key, path } => {
                 if !top {
-                    collect(
-                        errors,
-                        err(
-                            key.span(),
-                            "`policy = ..` is allowed at the top level only; combine it there",
-                        ),
+                    errors.add(
+                        key.span(),
+                        "`policy = ..` is allowed at the top level only; combine it there",
                     );
                     continue;
                 }
@@ -328,22 +330,16 @@ fn lower_level(
             }
             Item::Deny { key, value } => {
                 if !top {
-                    collect(
-                        errors,
-                        err(key.span(), "`deny = ..` is allowed at the top level only"),
-                    );
+                    errors.add(key.span(), "`deny = ..` is allowed at the top level only");
                     continue;
                 }
                 args.deny = match value.value().as_str() {
                     "forbidden" => Deny::Forbidden,
                     "not_found" => Deny::NotFound(value.span()),
                     other => {
-                        collect(
-                            errors,
-                            err(
-                                value.span(),
-                                format!("unknown deny mode {other:?}; use \"forbidden\" (403, the default) or \"not_found\" (404)"),
-                            ),
+                        errors.add(
+                            value.span(),
+                            format!("unknown deny mode {other:?}; use \"forbidden\" (403, the default) or \"not_found\" (404)"),
                         );
                         continue;
                     }
@@ -351,10 +347,7 @@ fn lower_level(
             }
             Item::Shadow { key } => {
                 if !top {
-                    collect(
-                        errors,
-                        err(key.span(), "`shadow` is allowed at the top level only"),
-                    );
+                    errors.add(key.span(), "`shadow` is allowed at the top level only");
                     continue;
                 }
                 args.shadow = true;

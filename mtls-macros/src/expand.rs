@@ -22,6 +22,19 @@ pub(crate) fn expand(args: &Args, func: ItemFn) -> syn::Result<TokenStream> {
     expand_handler(args, func)
 }
 
+/// The body of a guard's `config` function: the configuration built once, on first use (or by
+/// `check_policies`), in a `static` of its own, then shared.
+fn cached_config(args: &Args) -> TokenStream {
+    let config = config_args(args);
+    quote! {{
+        static CONFIG: ::std::sync::OnceLock<::mtls_tower::__private::GuardResult> =
+            ::std::sync::OnceLock::new();
+        ::mtls_tower::__private::guard_config(&CONFIG, || {
+            ::core::result::Result::Ok(::mtls_tower::__private::GuardConfig::new(#config))
+        })
+    }}
+}
+
 /// The policy, not-found and shadow arguments of `GuardConfig::new`.
 fn config_args(args: &Args) -> TokenStream {
     let policy = match &args.policy {
@@ -56,7 +69,7 @@ fn expand_handler(args: &Args, mut func: ItemFn) -> syn::Result<TokenStream> {
     let vis = &func.vis;
     let fn_name = func.sig.ident.to_string();
 
-    let config = config_args(args);
+    let cached = cached_config(args);
 
     let span = func.sig.ident.span();
     let param: FnArg = syn::parse_quote_spanned! {span=>
@@ -70,22 +83,12 @@ fn expand_handler(args: &Args, mut func: ItemFn) -> syn::Result<TokenStream> {
         #vis struct #marker;
 
         impl ::mtls_tower::__private::GuardPolicy for #marker {
-            fn config() -> ::core::result::Result<
-                &'static ::mtls_tower::__private::GuardConfig,
-                &'static str,
-            > {
-                static CONFIG: ::std::sync::OnceLock<::mtls_tower::__private::GuardResult> =
-                    ::std::sync::OnceLock::new();
-                ::mtls_tower::__private::guard_config(&CONFIG, || {
-                    ::core::result::Result::Ok(::mtls_tower::__private::GuardConfig::new(#config))
-                })
-            }
+            const NAME: &'static str = ::core::concat!(::core::module_path!(), "::", #fn_name);
+
+            fn config() -> ::mtls_tower::__private::GuardLookup #cached
         }
 
-        ::mtls_tower::__register_handler_guard!(
-            ::core::concat!(::core::module_path!(), "::", #fn_name),
-            #marker
-        );
+        ::mtls_tower::__register_handler_guard!(#marker);
 
         #func
     })
@@ -146,7 +149,7 @@ fn expand_grpc_method(args: &Args, mut func: ItemFn) -> syn::Result<TokenStream>
             name
         }
     };
-    let config = config_args(args);
+    let cached = cached_config(args);
     // A request of the wrong type is reported on the parameter's type.
     let request_span = request_arg.ty.span();
     let span = func.sig.ident.span();
@@ -170,16 +173,7 @@ fn expand_grpc_method(args: &Args, mut func: ItemFn) -> syn::Result<TokenStream>
     // of a function nested here), for `guard_methods` to decide before tonic decodes.
     let check = quote_spanned! {span=>
         {
-            static CONFIG: ::std::sync::OnceLock<::mtls_tower::__private::GuardResult> =
-                ::std::sync::OnceLock::new();
-            fn __mtls_config() -> ::core::result::Result<
-                &'static ::mtls_tower::__private::GuardConfig,
-                &'static str,
-            > {
-                ::mtls_tower::__private::guard_config(&CONFIG, || {
-                    ::core::result::Result::Ok(::mtls_tower::__private::GuardConfig::new(#config))
-                })
-            }
+            fn __mtls_config() -> ::mtls_tower::__private::GuardLookup #cached
             fn __mtls_method() -> &'static str {
                 ::core::any::type_name_of_val(&__mtls_method)
             }

@@ -55,6 +55,10 @@ macro_rules! __register_grpc_guard {
 /// that returned an error or panicked).
 pub type GuardResult = Result<GuardConfig, String>;
 
+/// What a guard's `config` function returns: the configuration, built once and shared, or why it
+/// cannot be built.
+pub type GuardLookup = Result<&'static GuardConfig, &'static str>;
+
 /// Builds a guard's configuration, turning a panic of the user's policy function into an error:
 /// `check_policies` (at startup) reports it, and a request answers 500 rather than panicking
 /// again on every request.
@@ -77,7 +81,7 @@ pub fn build_guard(build: impl FnOnce() -> GuardResult) -> GuardResult {
 pub fn guard_config(
     cell: &'static std::sync::OnceLock<GuardResult>,
     build: impl FnOnce() -> GuardResult,
-) -> Result<&'static GuardConfig, &'static str> {
+) -> GuardLookup {
     cell.get_or_init(|| build_guard(build))
         .as_ref()
         .map_err(String::as_str)
@@ -85,9 +89,12 @@ pub fn guard_config(
 
 /// Implemented by the marker type generated beside each annotated handler.
 pub trait GuardPolicy: Send + Sync + 'static {
+    /// The handler's path (`module::handler`), for `check_policies` and the log.
+    const NAME: &'static str;
+
     /// The handler's configuration (built on first use, or by `check_policies`, then shared), or
     /// why its policy cannot be built.
-    fn config() -> Result<&'static GuardConfig, &'static str>;
+    fn config() -> GuardLookup;
 }
 
 /// One `#[require_cert]` on an axum handler, collected at link time for
@@ -95,16 +102,16 @@ pub trait GuardPolicy: Send + Sync + 'static {
 #[derive(Debug)]
 pub struct HandlerGuard {
     name: &'static str,
-    config: fn() -> Result<&'static GuardConfig, &'static str>,
+    config: fn() -> GuardLookup,
 }
 
 impl HandlerGuard {
-    /// `name` is the handler's path (`module::handler`).
-    pub const fn new(
-        name: &'static str,
-        config: fn() -> Result<&'static GuardConfig, &'static str>,
-    ) -> HandlerGuard {
-        HandlerGuard { name, config }
+    /// The guard of the handler whose marker type is `P`.
+    pub const fn of<P: GuardPolicy>() -> HandlerGuard {
+        HandlerGuard {
+            name: P::NAME,
+            config: P::config,
+        }
     }
 }
 
@@ -112,8 +119,7 @@ inventory::collect!(HandlerGuard);
 pub use inventory;
 
 /// Every registered guard: its name and its configuration (or the error).
-pub(crate) fn registered_guards(
-) -> impl Iterator<Item = (&'static str, Result<&'static GuardConfig, &'static str>)> {
+pub(crate) fn registered_guards() -> impl Iterator<Item = (&'static str, GuardLookup)> {
     let handlers = inventory::iter::<HandlerGuard>
         .into_iter()
         .map(|g| (g.name, (g.config)()));
@@ -130,12 +136,9 @@ pub(crate) fn registered_guards(
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __register_handler_guard {
-    ($name:expr, $marker:ty) => {
+    ($marker:ty) => {
         $crate::__private::inventory::submit! {
-            $crate::__private::HandlerGuard::new(
-                $name,
-                <$marker as $crate::__private::GuardPolicy>::config,
-            )
+            $crate::__private::HandlerGuard::of::<$marker>()
         }
     };
 }
@@ -173,7 +176,7 @@ impl<S: Send + Sync, P: GuardPolicy> FromRequestParts<S> for CertGuard<P> {
             Ok(config) => config,
             Err(error) => {
                 // Fail closed: no policy, no entry; and no panic per request.
-                unbuildable(std::any::type_name::<P>(), error);
+                unbuildable(P::NAME, error);
                 return Err(http::StatusCode::INTERNAL_SERVER_ERROR.into_response());
             }
         };
@@ -256,7 +259,7 @@ pub mod grpc {
 
     use tonic::Status;
 
-    use super::GuardConfig;
+    use super::GuardLookup;
     use crate::cert::ClientCert;
     use crate::grpc::GrpcRejection;
     /// One `#[require_cert]` on a tonic method, collected at link time (see
@@ -264,16 +267,13 @@ pub mod grpc {
     #[derive(Debug)]
     pub struct MethodGuard {
         name: fn() -> &'static str,
-        config: fn() -> Result<&'static GuardConfig, &'static str>,
+        config: fn() -> GuardLookup,
     }
 
     impl MethodGuard {
         /// `name` returns the `type_name` of a function nested in the method:
         /// `<path::Impl as path::Trait>::method::..`.
-        pub const fn new(
-            name: fn() -> &'static str,
-            config: fn() -> Result<&'static GuardConfig, &'static str>,
-        ) -> MethodGuard {
+        pub const fn new(name: fn() -> &'static str, config: fn() -> GuardLookup) -> MethodGuard {
             MethodGuard { name, config }
         }
 
@@ -281,7 +281,7 @@ pub mod grpc {
             (self.name)()
         }
 
-        pub(crate) fn config(&self) -> Result<&'static GuardConfig, &'static str> {
+        pub(crate) fn config(&self) -> GuardLookup {
             (self.config)()
         }
     }
@@ -296,7 +296,7 @@ pub mod grpc {
     /// method, for the log (tonic keeps no request path for handlers).
     #[allow(clippy::result_large_err)]
     pub fn check<T>(
-        config: Result<&GuardConfig, &'static str>,
+        config: GuardLookup,
         request: &tonic::Request<T>,
         method: &'static str,
     ) -> Result<(), Status> {
@@ -304,7 +304,7 @@ pub mod grpc {
             Ok(config) => config,
             Err(error) => {
                 super::unbuildable(method, error);
-                return Err(Status::internal("internal error"));
+                return Err(unbuildable_status());
             }
         };
         if request.extensions().get::<PreChecked>().is_none() {
@@ -323,6 +323,12 @@ pub mod grpc {
             None => Ok(()),
             Some(rejection) => Err(GrpcRejection::status(&rejection)),
         }
+    }
+
+    /// The answer for a method whose policy cannot be built: fail closed, without saying why (the
+    /// log does).
+    pub(crate) fn unbuildable_status() -> Status {
+        Status::internal("internal error")
     }
 
     /// The denial as the boxed future `#[async_trait]` methods return.
@@ -346,7 +352,7 @@ pub mod grpc {
 
     /// Never callable: `T` implements nothing here.
     pub fn check<T: TonicFeatureEnabled, C>(
-        _config: Result<&super::GuardConfig, &'static str>,
+        _config: super::GuardLookup,
         _request: &T,
         _method: &'static str,
     ) -> Result<(), C> {

@@ -35,6 +35,21 @@ async fn start(pki: &Pki, close_on_reload: bool) -> (Server, ReloadHandle) {
     (Server::start_with(listener, app()), handle)
 }
 
+/// A build for a watch: this PKI's server certificate in memory, the client CA bundle read from
+/// `ca_path` at every build.
+fn ca_file_build(
+    pki: &Pki,
+    ca_path: &std::path::Path,
+) -> impl Fn() -> Result<MtlsConfig, mtls_tower::ConfigError> + Send + Sync + 'static {
+    let (server, ca_path) = (pki.server.clone(), ca_path.to_owned());
+    move || {
+        MtlsConfig::builder()
+            .server_cert(server.chain().to_vec(), server.key_der())
+            .client_ca_pem_file(&ca_path)
+            .build()
+    }
+}
+
 async fn call(pki: &Pki, server: &Server, cert: &TestCert) -> Outcome {
     TestClient::new(&pki.ca)
         .with_cert(cert)
@@ -211,16 +226,7 @@ async fn watching_files_reloads_when_they_change() {
     let dir = TempDir::new("reload-watch");
     let ca_path = dir.write("ca.pem", pki.ca.cert_pem());
     let (server, handle) = start(&pki, false).await;
-    let build = {
-        let server = pki.server.clone();
-        let ca_path = ca_path.clone();
-        move || {
-            MtlsConfig::builder()
-                .server_cert(server.chain().to_vec(), server.key_der())
-                .client_ca_pem_file(&ca_path)
-                .build()
-        }
-    };
+    let build = ca_file_build(&pki, &ca_path);
     let watcher = handle.watch_files(vec![ca_path.clone()], Duration::from_millis(50), build);
     let new_ca = TestCa::new("Rotated CA");
     // Make sure the modification time moves even on coarse-grained file systems.
@@ -515,13 +521,10 @@ async fn a_watch_builds_on_the_blocking_pool_not_on_the_runtime_thread() {
     let (_server, handle) = start(&pki, false).await;
     let built_on = Arc::new(std::sync::Mutex::new(Vec::new()));
     let build = {
-        let (server, ca_path, built_on) = (pki.server.clone(), ca_path.clone(), built_on.clone());
+        let (build, built_on) = (ca_file_build(&pki, &ca_path), built_on.clone());
         move || {
             built_on.lock().unwrap().push(std::thread::current().id());
-            MtlsConfig::builder()
-                .server_cert(server.chain().to_vec(), server.key_der())
-                .client_ca_pem_file(&ca_path)
-                .build()
+            build()
         }
     };
     let watcher = handle.watch_files(vec![ca_path.clone()], Duration::from_millis(20), build);
@@ -632,15 +635,12 @@ async fn a_build_that_panics_is_retried_without_another_change() {
     let (_server, handle) = start(&pki, false).await;
     let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let build = {
-        let (server, ca_path, calls) = (pki.server.clone(), ca_path.clone(), calls.clone());
+        let (build, calls) = (ca_file_build(&pki, &ca_path), calls.clone());
         move || {
             if calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
                 panic!("a build that panics once");
             }
-            MtlsConfig::builder()
-                .server_cert(server.chain().to_vec(), server.key_der())
-                .client_ca_pem_file(&ca_path)
-                .build()
+            build()
         }
     };
     let watcher = handle.watch_files(vec![ca_path.clone()], Duration::from_millis(20), build);

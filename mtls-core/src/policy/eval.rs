@@ -137,7 +137,7 @@ pub(crate) fn allows(node: &Node, id: &ClientIdentity) -> bool {
 /// Whether `uri` starts with `prefix` at a boundary: the prefix ends with `/`, or the URI ends
 /// there or goes on with `/`, `?` or `#`. A raw string prefix would let `https://a.example` admit
 /// `https://a.example.evil/` and `spiffe://td` admit `spiffe://td.attacker/`.
-pub(crate) fn uri_has_prefix(uri: &str, prefix: &str) -> bool {
+fn uri_has_prefix(uri: &str, prefix: &str) -> bool {
     match uri.strip_prefix(prefix) {
         None => false,
         Some(rest) => prefix.ends_with('/') || rest.is_empty() || rest.starts_with(['/', '?', '#']),

@@ -9,8 +9,8 @@ use tonic::server::NamedService;
 use tower_service::Service;
 
 use super::GrpcRejection;
-use crate::__private::grpc::{MethodGuard, PreChecked};
-use crate::__private::GuardConfig;
+use crate::__private::grpc::{unbuildable_status, MethodGuard, PreChecked};
+use crate::__private::GuardLookup;
 use crate::cert::ClientCert;
 use crate::layer::ResponseFuture;
 
@@ -89,7 +89,7 @@ pub fn guard_methods<S: NamedService>(inner: S) -> GuardMethods<S> {
 pub struct GuardMethods<S> {
     inner: S,
     /// Each guarded method's route (`SayHello`) and one of its policies.
-    guards: Arc<[(Box<str>, GuardEntry)]>,
+    guards: Arc<[(Box<str>, GuardLookup)]>,
 }
 
 impl<S> std::fmt::Debug for GuardMethods<S> {
@@ -151,7 +151,7 @@ where
                     Err(_) => {
                         // The policy cannot be built: fail closed. The method's own check logs
                         // why; the answer is what it would return.
-                        let response = tonic::Status::internal("internal error").into_http();
+                        let response = unbuildable_status().into_http();
                         return ResponseFuture::rejected(response);
                     }
                 };
@@ -176,11 +176,8 @@ where
     }
 }
 
-/// A method's configuration, or why its policy cannot be built.
-type GuardEntry = Result<&'static GuardConfig, &'static str>;
-
 /// The registered policies of `server_type`'s methods (`path::FooServer<path::Impl>`).
-fn registered(server_type: &str) -> Vec<(Box<str>, GuardEntry)> {
+fn registered(server_type: &str) -> Vec<(Box<str>, GuardLookup)> {
     let Some(prefix) = impl_prefix(server_type) else {
         return Vec::new();
     };

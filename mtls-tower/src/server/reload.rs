@@ -409,20 +409,13 @@ impl ReloadHandle {
                         }
                         handle.reloaded();
                     }
-                    Step::Failed(text) => {
-                        // Logged once per distinct failure: a half-written pair that stays
-                        // half-written for a minute is one line, not one per tick.
-                        if watch.last_error.as_deref() != Some(text.as_str()) {
-                            tracing::error!(
-                                target: "mtls_tower::reload",
-                                error = %text,
-                                "TLS configuration reload refused; the previous configuration \
-                                 stays in use, and the files are read again at every tick until \
-                                 they build"
-                            );
-                            watch.last_error = Some(text);
-                        }
-                    }
+                    Step::Failed { error: None } => {}
+                    Step::Failed { error: Some(text) } => tracing::error!(
+                        target: "mtls_tower::reload",
+                        error = %text,
+                        "TLS configuration reload refused; the previous configuration stays in \
+                         use, and the files are read again at every tick until they build"
+                    ),
                 }
             }
         })
@@ -449,7 +442,11 @@ enum Step {
         /// How long the files had failed to build before, if they had.
         after_failures: Option<Duration>,
     },
-    Failed(String),
+    /// The files do not build; `error` is the reason when it differs from the last one's (a
+    /// half-written pair that stays half-written for a minute is one log line, not one a tick).
+    Failed {
+        error: Option<String>,
+    },
 }
 
 impl Watch {
@@ -500,7 +497,11 @@ impl Watch {
             Err(e) => {
                 self.failing_since
                     .get_or_insert_with(std::time::Instant::now);
-                return Step::Failed(e.to_string());
+                let text = e.to_string();
+                let error =
+                    (self.last_error.as_deref() != Some(text.as_str())).then(|| text.clone());
+                self.last_error = Some(text);
+                return Step::Failed { error };
             }
         };
         // Read while a file was changing: the result may mix old and new. Build again once the
