@@ -121,7 +121,10 @@ fn new_key() -> KeyPair {
 impl TestCa {
     /// A new self-signed root CA with this common name.
     pub fn new(common_name: &str) -> TestCa {
-        let params = ca_params(common_name);
+        TestCa::root(ca_params(common_name), common_name)
+    }
+
+    fn root(params: CertificateParams, common_name: &str) -> TestCa {
         let key = new_key();
         let cert = params
             .self_signed(&key)
@@ -135,6 +138,19 @@ impl TestCa {
             chain_pem: Vec::new(),
             name: common_name.to_owned(),
         }
+    }
+
+    /// A new self-signed root CA valid from `not_before` to `not_after`: for tests of a client
+    /// CA that expires, or is not valid yet.
+    pub fn with_validity(
+        common_name: &str,
+        not_before: SystemTime,
+        not_after: SystemTime,
+    ) -> TestCa {
+        let mut params = ca_params(common_name);
+        params.not_before = OffsetDateTime::from(not_before);
+        params.not_after = OffsetDateTime::from(not_after);
+        TestCa::root(params, common_name)
     }
 
     /// An intermediate CA signed by this one.
@@ -692,6 +708,17 @@ pub fn client_cert_chain_header(cert: &TestCert) -> String {
 /// nginx's `$ssl_client_escaped_cert` for `cert`'s leaf: its PEM, URL-encoded.
 pub fn nginx_escaped_cert_header(cert: &TestCert) -> String {
     url_encode(cert.cert_pem())
+}
+
+/// Plain base64 DER of `cert`'s whole chain, leaf first, `,`-separated, as Traefik's
+/// `X-Forwarded-Tls-Client-Cert` carries it (for a leaf alone, as Caddy and HAProxy send it, use
+/// [`base64_encode`] on [`TestCert::der`]).
+pub fn base64_der_header(cert: &TestCert) -> String {
+    cert.chain()
+        .iter()
+        .map(|c| base64_encode(c.as_ref()))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// An Envoy `x-forwarded-client-cert` element for `cert`: `Hash` (SHA-256 of the DER), `Cert`

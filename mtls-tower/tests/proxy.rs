@@ -13,8 +13,8 @@ use http::{HeaderMap, HeaderName, Request, StatusCode};
 use http_body_util::BodyExt;
 use mtls_core::{ClientIdentity, IpNetwork};
 use mtls_tower::testing::{
-    client_cert_chain_header, client_cert_header, nginx_escaped_cert_header, xfcc_header, TestCert,
-    TestPki,
+    base64_der_header, base64_encode, client_cert_chain_header, client_cert_header,
+    nginx_escaped_cert_header, xfcc_header, TestCert, TestPki,
 };
 use mtls_tower::{
     CertSource, ClientCert, ForwardedFormat, PeerAddr, Policy, ProxyHeaderError,
@@ -142,6 +142,167 @@ async fn underscore_and_other_conventions_are_stripped_too() {
     assert!(body.ends_with("leaked headers: []"), "{body}");
 }
 
+/// Echoes every request header name the handler can see, sorted.
+async fn header_names(headers: HeaderMap) -> String {
+    let mut names: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
+    names.sort_unstable();
+    names.join(",")
+}
+
+/// Forwarded-identity headers as real proxies name them (their docs and common configs), in
+/// their own letter case and with `_`: none may reach a handler from a peer that is not trusted.
+const WELL_KNOWN_IDENTITY_HEADERS: &[&str] = &[
+    // Envoy, Istio
+    "X-Forwarded-Client-Cert",
+    // RFC 9440
+    "Client-Cert",
+    "Client-Cert-Chain",
+    // nginx, HAProxy, F5 conventions
+    "X-SSL-Client-Cert",
+    "X-SSL-Client-Verify",
+    "X-SSL-Client-S-DN",
+    "X-SSL-Client-I-DN",
+    "X-SSL-Client-Cert-Chain",
+    "X-SSL-Client-Serial",
+    "X-SSL-Client-Fingerprint",
+    "X-SSL-Cert",
+    "X-Client-DN",
+    "X-Client-S-DN",
+    "X-Client-I-DN",
+    "X-Client-Verify",
+    "X-Client-Verified",
+    "X-Client-Cert",
+    "X-Client-Certificate",
+    "X-Client-Subject",
+    "X-Client-Subject-DN",
+    "X-Client-Issuer-DN",
+    // Apache mod_ssl variables passed on as headers
+    "SSL_CLIENT_CERT",
+    "SSL_CLIENT_S_DN",
+    "SSL_CLIENT_VERIFY",
+    "ssl-client-verify",
+    "ssl_client_s_dn",
+    // Traefik
+    "X-Forwarded-Tls-Client-Cert",
+    "X-Forwarded-Tls-Client-Cert-Info",
+    // AWS Application Load Balancer
+    "X-Amzn-Mtls-Clientcert",
+    "X-Amzn-Mtls-Clientcert-Leaf",
+    "X-Amzn-Mtls-Clientcert-Subject",
+    "X-Amzn-Mtls-Clientcert-Issuer",
+    "X-Amzn-Mtls-Clientcert-Serial-Number",
+    "X-Amzn-Mtls-Clientcert-Validity",
+    // Google Cloud load balancers (mTLS custom headers as documented)
+    "X-Client-Cert-Present",
+    "X-Client-Cert-Chain-Verified",
+    "X-Client-Cert-Spiffe",
+    "X-Client-Cert-Hash",
+    // IIS ARR, Azure App Service
+    "X-ARR-ClientCert",
+    // Cloudflare
+    "Cf-Client-Cert-Der-Base64",
+    "Cf-Client-Cert-Sha256",
+    "Cf-Cert-Verified",
+    "Cf-Cert-Subject-Dn",
+    // Linkerd
+    "l5d-client-id",
+    // Traefik 1.x
+    "X-Forwarded-Ssl-Client-Cert",
+    "X-Forwarded-Ssl-Client-Cert-Infos",
+    // single fields of common configs
+    "X-Client-Serial",
+    "X-Client-Fingerprint",
+    "X-Client-SAN",
+    "X-Client-CN",
+];
+
+#[tokio::test]
+async fn every_well_known_identity_header_from_an_untrusted_peer_is_stripped() {
+    let f = fx();
+    let app = Router::new()
+        .route("/", get(header_names))
+        .layer(by_identity(ForwardedFormat::Rfc9440));
+    let mut headers: Vec<(String, &str)> = WELL_KNOWN_IDENTITY_HEADERS
+        .iter()
+        .map(|n| ((*n).to_owned(), "spoof"))
+        .collect();
+    // Each also with every `-` spelled `_`.
+    headers.extend(
+        WELL_KNOWN_IDENTITY_HEADERS
+            .iter()
+            .map(|n| (n.replace('-', "_"), "spoof")),
+    );
+    headers.push(("x-request-id".to_owned(), "kept"));
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    let req = request("/", Some(&f.mallory), "10.0.0.9:4000", &headers);
+    let (status, body, _) = send(app, req).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, "x-request-id");
+}
+
+#[tokio::test]
+async fn a_trusted_proxys_other_identity_headers_do_not_reach_the_handler() {
+    let f = fx();
+    let app = Router::new()
+        .route("/", get(header_names))
+        .layer(by_identity(ForwardedFormat::Rfc9440));
+    let leaf = client_cert_header(&f.alice);
+    let req = from_proxy(
+        f,
+        &[
+            ("client-cert", &leaf),
+            ("x-ssl-client-verify", "SUCCESS"),
+            ("x-amzn-mtls-clientcert-subject", "CN=admin"),
+            ("x-request-id", "kept"),
+        ],
+    );
+    let (status, body, _) = send(app, req).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, "x-request-id");
+}
+
+#[tokio::test]
+async fn a_name_added_with_also_strip_is_stripped_in_both_spellings() {
+    let f = fx();
+    let layer = by_identity(ForwardedFormat::Rfc9440)
+        .also_strip(HeaderName::from_static("x-caller-dn"))
+        // Given with `_`, it strips the `-` spelling too.
+        .also_strip(HeaderName::from_static("x_caller_role"));
+    let app = Router::new().route("/", get(header_names)).layer(layer);
+    let req = request(
+        "/",
+        Some(&f.mallory),
+        "10.0.0.9:4000",
+        &[
+            ("x_caller_dn", "CN=admin"),
+            ("x-caller-role", "admin"),
+            ("x-caller-id", "kept"),
+        ],
+    );
+    let (_, body, _) = send(app, req).await;
+    assert_eq!(body, "x-caller-id");
+}
+
+#[test]
+fn strips_answers_for_the_built_in_names_the_configured_header_and_added_names() {
+    let layer = TrustedProxyLayer::by_identity(
+        Policy::spiffe_id(PROXY_ID).unwrap(),
+        ForwardedFormat::NginxEscapedCert(HeaderName::from_static("x-edge-cert")),
+    )
+    .also_strip(HeaderName::from_static("x-caller-dn"));
+    for name in [
+        "x-forwarded-tls-client-cert-info",
+        "x-edge-cert",
+        "x_edge_cert",
+        "x-caller-dn",
+    ] {
+        assert!(layer.strips(&HeaderName::from_static(name)), "{name}");
+    }
+    for name in ["x-edge-certs", "x-caller-id", "accept"] {
+        assert!(!layer.strips(&HeaderName::from_static(name)), "{name}");
+    }
+}
+
 #[tokio::test]
 async fn rfc9440_header_from_a_proxy_trusted_by_identity_is_used() {
     let f = fx();
@@ -197,6 +358,62 @@ async fn a_proxy_trusted_by_address_connecting_from_elsewhere_is_not_trusted() {
     let (status, body, _) = send(app(layer), req).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body, "nobody; leaked headers: []");
+}
+
+#[tokio::test]
+async fn an_ipv4_proxy_seen_through_a_dual_stack_listener_is_trusted_by_its_ipv4_network() {
+    let f = fx();
+    let layer = TrustedProxyLayer::by_peer_address(
+        [IpNetwork::parse("10.1.0.0/16").unwrap()],
+        ForwardedFormat::Xfcc,
+    );
+    let xfcc = xfcc_header(&f.alice);
+    // A listener on `[::]` sees an IPv4 peer as its IPv4-mapped IPv6 address.
+    let req = request(
+        "/",
+        None,
+        "[::ffff:10.1.2.3]:4000",
+        &[("x-forwarded-client-cert", &xfcc)],
+    );
+    let (status, body, _) = send(app(layer), req).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.starts_with("CN=alice via TrustedProxy"), "{body}");
+}
+
+#[tokio::test]
+async fn a_mapped_address_outside_the_network_is_not_trusted() {
+    let f = fx();
+    let layer = TrustedProxyLayer::by_peer_address(
+        [IpNetwork::parse("10.1.0.0/16").unwrap()],
+        ForwardedFormat::Xfcc,
+    );
+    let xfcc = xfcc_header(&f.alice);
+    let req = request(
+        "/",
+        None,
+        "[::ffff:10.2.0.1]:4000",
+        &[("x-forwarded-client-cert", &xfcc)],
+    );
+    let (_, body, _) = send(app(layer), req).await;
+    assert_eq!(body, "nobody; leaked headers: []");
+}
+
+#[tokio::test]
+async fn a_network_written_in_the_mapped_form_still_matches_the_mapped_peer() {
+    let f = fx();
+    let layer = TrustedProxyLayer::by_peer_address(
+        [IpNetwork::parse("::ffff:10.1.0.0/112").unwrap()],
+        ForwardedFormat::Xfcc,
+    );
+    let xfcc = xfcc_header(&f.alice);
+    let req = request(
+        "/",
+        None,
+        "[::ffff:10.1.2.3]:4000",
+        &[("x-forwarded-client-cert", &xfcc)],
+    );
+    let (_, body, _) = send(app(layer), req).await;
+    assert!(body.starts_with("CN=alice via TrustedProxy"), "{body}");
 }
 
 #[tokio::test]
@@ -259,6 +476,33 @@ async fn proxy_identity_without_header_when_configured() {
     )
     .await;
     assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn an_empty_header_never_lends_the_proxys_identity_to_its_client() {
+    // nginx, Caddy and HAProxy send an empty value for a client without a certificate; an XFCC
+    // header without elements says the same. With allow_proxy_identity_without_header, such a
+    // client must still have no certificate, never the proxy's.
+    let f = fx();
+    for (format, header) in [
+        (
+            ForwardedFormat::NginxEscapedCert(HeaderName::from_static("x-ssl-client-cert")),
+            "x-ssl-client-cert",
+        ),
+        (
+            ForwardedFormat::Base64Der(HeaderName::from_static("x-client-cert")),
+            "x-client-cert",
+        ),
+        (ForwardedFormat::Xfcc, "x-forwarded-client-cert"),
+    ] {
+        let layer = by_identity(format).allow_proxy_identity_without_header();
+        let (status, _, _) = send(
+            app(layer),
+            request("/protected", Some(&f.proxy), "10.0.0.2:1", &[(header, "")]),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{header}");
+    }
 }
 
 #[tokio::test]
@@ -368,6 +612,89 @@ async fn nginx_escaped_cert_is_used_and_empty_means_no_certificate() {
         send(app(by_identity(format)), req).await.0,
         StatusCode::UNAUTHORIZED
     );
+}
+
+fn base64_der(name: &'static str) -> TrustedProxyLayer {
+    by_identity(ForwardedFormat::Base64Der(HeaderName::from_static(name)))
+}
+
+#[tokio::test]
+async fn base64_der_leaf_from_a_trusted_proxy_is_used() {
+    // Caddy and HAProxy: the leaf alone.
+    let f = fx();
+    let leaf = base64_encode(f.alice.der());
+    let req = from_proxy(f, &[("x-client-cert", &leaf)]);
+    let (status, body, _) = send(app(base64_der("x-client-cert")), req).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body,
+        "CN=alice via TrustedProxy { header: \"x-client-cert\" }; leaked headers: []"
+    );
+}
+
+#[tokio::test]
+async fn base64_der_chain_from_a_trusted_proxy_gives_the_leaf_with_its_chain() {
+    // Traefik: the leaf, then its chain.
+    let f = fx();
+    let header = base64_der_header(&f.alice);
+    assert!(header.contains(','), "alice's chain has an intermediate");
+    let app = Router::new()
+        .route(
+            "/",
+            get(|cert: ClientCert| async move {
+                format!("{} chain {}", cert.subject(), cert.identity().chain().len())
+            }),
+        )
+        .layer(base64_der("x-forwarded-tls-client-cert"));
+    let req = from_proxy(f, &[("x-forwarded-tls-client-cert", &header)]);
+    let (status, body, _) = send(app, req).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, "CN=alice chain 2");
+}
+
+#[tokio::test]
+async fn base64_der_empty_from_a_trusted_proxy_means_no_certificate() {
+    let f = fx();
+    let (status, _, _) = send(
+        app(base64_der("x-client-cert")),
+        request(
+            "/protected",
+            Some(&f.proxy),
+            "10.0.0.2:1",
+            &[("x-client-cert", "")],
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn base64_der_in_another_format_from_a_trusted_proxy_is_400() {
+    let f = fx();
+    let rfc9440 = client_cert_header(&f.alice);
+    let req = from_proxy(f, &[("x-client-cert", &rfc9440)]);
+    let (status, _, err) = send(app(base64_der("x-client-cert")), req).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let err = err.unwrap();
+    assert!(
+        matches!(&err, ProxyHeaderError::Malformed { header, .. } if header == "x-client-cert"),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("RFC 9440"), "{err}");
+}
+
+#[tokio::test]
+async fn base64_der_header_from_an_untrusted_peer_is_stripped_and_ignored() {
+    let f = fx();
+    let leaf = base64_encode(f.alice.der());
+    let req = request(
+        "/",
+        Some(&f.mallory),
+        "10.0.0.9:4000",
+        &[("x-client-cert", &leaf), ("x_client_cert", &leaf)],
+    );
+    let (_, body, _) = send(app(base64_der("x-client-cert")), req).await;
+    assert_eq!(body, "CN=mallory via TlsHandshake; leaked headers: []");
 }
 
 #[tokio::test]

@@ -1,6 +1,6 @@
 //! Parsers for the headers in which a TLS-terminating proxy forwards the client certificate:
-//! Envoy's `x-forwarded-client-cert` (XFCC), RFC 9440 `Client-Cert` and `Client-Cert-Chain`, and
-//! nginx's `$ssl_client_escaped_cert`.
+//! Envoy's `x-forwarded-client-cert` (XFCC), RFC 9440 `Client-Cert` and `Client-Cert-Chain`,
+//! nginx's `$ssl_client_escaped_cert`, and plain base64 DER (Caddy, HAProxy, Traefik).
 //!
 //! ```
 //! use mtls_core::forwarded::{self, ForwardedErrorKind};
@@ -40,7 +40,8 @@
 //! converted with `to_str()`, which refuses non-visible-ASCII bytes) and never panic. Every input
 //! longer than [`MAX_HEADER_LEN`] bytes is refused before any other work.
 //!
-//! One file per format (`xfcc.rs`, `rfc9440.rs`, `nginx.rs`) over shared decoders (`codec.rs`).
+//! One file per format (`xfcc.rs`, `rfc9440.rs`, `nginx.rs`, `base64der.rs`) over shared decoders
+//! (`codec.rs`).
 //! They live here, in mtls-core, rather than next to mtls-tower's `TrustedProxyLayer`: they do
 //! no I/O and need no HTTP or TLS stack, so they are fuzzed on their own (`fuzz/`), checked
 //! against other projects' vectors, and usable by any server, not only a Tower one. What the
@@ -120,6 +121,22 @@
 //! newlines as `%0A`). An empty value is [`ForwardedErrorKind::Empty`]: nginx sends it when the
 //! client presented no certificate, and whether that is acceptable is the caller's decision.
 //!
+//! # Plain base64 DER (Caddy, HAProxy, Traefik)
+//!
+//! [`parse_base64_der`] takes the base64 of the client certificate's DER, as Caddy's
+//! `{http.request.tls.client.certificate_der_base64}` and HAProxy's `%[ssl_c_der,base64]` write
+//! it, optionally followed by more certificates, `,`-separated, as Traefik's
+//! `X-Forwarded-Tls-Client-Cert` lists the client's chain after its leaf. Decisions:
+//!
+//! * The same strict base64 as RFC 9440's, and each certificate a DER SEQUENCE.
+//! * Spaces and tabs around the value and after a `,` are ignored; an empty member (`a,,b`, a
+//!   trailing `,`) is an error.
+//! * An empty value is [`ForwardedErrorKind::Empty`]: Caddy and HAProxy send it when the client
+//!   presented no certificate.
+//! * A value that is plainly another format (`:...:`, PEM, anything with a `%` escape) is a
+//!   [`Syntax`](ForwardedErrorKind::Syntax) error naming that format, never decoded leniently:
+//!   the proxy and the layer disagree about the format, and the operator should hear so.
+//!
 //! # PEM
 //!
 //! PEM is parsed strictly: `-----BEGIN CERTIFICATE-----`, lines of base64, `-----END
@@ -156,6 +173,7 @@ const XFCC_CHAIN: &str = "x-forwarded-client-cert Chain value";
 const CLIENT_CERT: &str = "Client-Cert header";
 const CLIENT_CERT_CHAIN: &str = "Client-Cert-Chain header";
 const NGINX: &str = "nginx $ssl_client_escaped_cert header";
+const BASE64_DER: &str = "base64 DER client certificate header";
 
 const BEGIN_CERTIFICATE: &str = "-----BEGIN CERTIFICATE-----";
 const END_CERTIFICATE: &str = "-----END CERTIFICATE-----";
@@ -319,11 +337,13 @@ fn parse_header<T>(
         .map_err(|p| ForwardedError::new(context, p))
 }
 
+mod base64der;
 mod codec;
 mod nginx;
 mod rfc9440;
 mod xfcc;
 
+pub use base64der::parse_base64_der;
 use codec::{base64_decode, check_der, one_pem_certificate, pem_certificates, percent_decode_utf8};
 pub use nginx::parse_nginx_escaped_cert;
 pub use rfc9440::{parse_client_cert, parse_client_cert_chain};

@@ -106,6 +106,7 @@ fn exercise(input: &str) {
     let _ = parse_client_cert(input);
     let _ = parse_client_cert_chain(input);
     let _ = parse_nginx_escaped_cert(input);
+    let _ = parse_base64_der(input);
     let _ = pem_certificates(input);
     let _ = base64_decode(input);
     let _ = percent_decode_utf8(input);
@@ -172,5 +173,18 @@ proptest! {
         let header = format!(":{}:", b64(&der));
         let parsed = parse_client_cert(&header).unwrap();
         prop_assert_eq!(parsed.as_ref(), der.as_slice());
+    }
+
+    #[test]
+    fn base64_der_chains_round_trip(
+        contents in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..300), 1..4),
+        separator in prop::sample::select(vec![",", ", ", ",\t"]),
+    ) {
+        let ders: Vec<Vec<u8>> = contents.iter().map(|c| der_seq(c)).collect();
+        let header = ders.iter().map(|d| b64(d)).collect::<Vec<_>>().join(separator);
+        let parsed = parse_base64_der(&header).unwrap();
+        let parsed: Vec<&[u8]> = parsed.iter().map(AsRef::as_ref).collect();
+        let expected: Vec<&[u8]> = ders.iter().map(Vec::as_slice).collect();
+        prop_assert_eq!(parsed, expected);
     }
 }

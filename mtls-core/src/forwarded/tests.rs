@@ -701,6 +701,129 @@ fn nginx_rejects_unescaped_line_breaks() {
     );
 }
 
+// --- plain base64 DER (Caddy, HAProxy, Traefik) ----------------------------------------
+
+#[test]
+fn base64_der_decodes_a_leaf() {
+    let chain = parse_base64_der(&b64(LEAF)).unwrap();
+    assert_eq!(chain.len(), 1);
+    assert_eq!(chain[0].as_ref(), LEAF);
+}
+
+#[test]
+fn base64_der_decodes_a_leaf_then_its_chain_in_order() {
+    // Traefik's `X-Forwarded-Tls-Client-Cert`: the client's certificates joined by `,`.
+    let header = format!("{},{}", b64(LEAF), b64(INTERMEDIATE));
+    let chain = parse_base64_der(&header).unwrap();
+    assert_eq!(chain.len(), 2);
+    assert_eq!(chain[0].as_ref(), LEAF);
+    assert_eq!(chain[1].as_ref(), INTERMEDIATE);
+}
+
+#[test]
+fn base64_der_allows_spaces_around_the_value_and_after_a_comma() {
+    let header = format!(" \t{}, \t{} ", b64(LEAF), b64(INTERMEDIATE));
+    assert_eq!(parse_base64_der(&header).unwrap().len(), 2);
+}
+
+#[test]
+fn base64_der_refuses_spaces_before_a_comma_or_inside_a_certificate() {
+    let before = format!("{} ,{}", b64(LEAF), b64(INTERMEDIATE));
+    assert_eq!(parse_base64_der(&before).unwrap_err().kind(), K::BadBase64);
+    let body = b64(LEAF);
+    let inside = format!("{} {}", &body[..8], &body[8..]);
+    assert_eq!(parse_base64_der(&inside).unwrap_err().kind(), K::BadBase64);
+}
+
+#[test]
+fn base64_der_empty_means_no_certificate() {
+    let err = parse_base64_der("").unwrap_err();
+    assert_eq!(err.kind(), K::Empty);
+    assert_eq!(
+        err.to_string(),
+        "invalid base64 DER client certificate header: the value is empty: Caddy and HAProxy \
+         send that when the client presented no certificate"
+    );
+    assert_eq!(parse_base64_der(" \t").unwrap_err().kind(), K::Empty);
+}
+
+#[test]
+fn base64_der_refuses_an_empty_member_and_names_it() {
+    for (header, number) in [
+        (format!("{},", b64(LEAF)), 2),
+        (format!(",{}", b64(LEAF)), 1),
+        (format!("{},,{}", b64(LEAF), b64(LEAF)), 2),
+    ] {
+        let err = parse_base64_der(&header).unwrap_err();
+        assert_eq!(err.kind(), K::Syntax, "{header}");
+        assert!(
+            err.to_string()
+                .ends_with(&format!("certificate {number} is empty")),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn base64_der_is_strict_base64() {
+    let body = b64(LEAF);
+    // Two bytes: one `=` of padding, which is required.
+    assert_eq!(parse_base64_der("MAA").unwrap_err().kind(), K::BadBase64);
+    assert_eq!(parse_base64_der("MAA=").unwrap()[0].as_ref(), [0x30, 0x00]);
+    // Non-zero unused bits before the padding.
+    assert_eq!(parse_base64_der("MAB=").unwrap_err().kind(), K::BadBase64);
+    let url_safe = body.replace('+', "-").replace('/', "_");
+    assert_ne!(url_safe, body, "the vector must have a + or a /");
+    assert_eq!(
+        parse_base64_der(&url_safe).unwrap_err().kind(),
+        K::BadBase64
+    );
+}
+
+#[test]
+fn base64_der_names_the_certificate_whose_base64_or_der_is_bad() {
+    let not_der = b64(&[0x31, 0x00]);
+    let err = parse_base64_der(&format!("{},{not_der}", b64(LEAF))).unwrap_err();
+    assert_eq!(err.kind(), K::NotDer);
+    assert!(
+        err.to_string().starts_with(
+            "invalid base64 DER client certificate header: certificate 2: starts with byte 0x31"
+        ),
+        "{err}"
+    );
+    let err = parse_base64_der("MAA=,MA!=").unwrap_err();
+    assert_eq!(err.kind(), K::BadBase64);
+    assert!(err.to_string().contains("certificate 2: "), "{err}");
+}
+
+#[test]
+fn base64_der_says_which_other_format_a_value_is_in() {
+    for (header, format) in [
+        (format!(":{}:", b64(LEAF)), "an RFC 9440 byte sequence"),
+        (pem(LEAF).replace('\n', ""), "PEM"),
+        (url_encode(&pem(LEAF)), "URL-encoded PEM"),
+        (
+            b64(LEAF).replace('+', "%2B").replace('/', "%2F"),
+            "URL-encoded text",
+        ),
+    ] {
+        let err = parse_base64_der(&header).unwrap_err();
+        assert_eq!(err.kind(), K::Syntax, "{header}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains(&format!("the value looks like {format}")),
+            "{msg}"
+        );
+    }
+}
+
+#[test]
+fn base64_der_refuses_controls_and_oversized_input() {
+    assert_eq!(parse_base64_der("MAA=\n").unwrap_err().kind(), K::Syntax);
+    let long = "A".repeat(MAX_HEADER_LEN + 1);
+    assert_eq!(parse_base64_der(&long).unwrap_err().kind(), K::TooLong);
+}
+
 // --- base64 ------------------------------------------------------------------------------
 
 #[test]
@@ -736,4 +859,76 @@ fn base64_rejects_misplaced_padding() {
 fn base64_names_a_non_ascii_character() {
     let err = base64_decode("Zm9€").unwrap_err();
     assert!(err.message.contains("'€' at byte 3"), "{}", err.message);
+}
+
+// --- codec error messages: each names exactly what is wrong --------------------------------
+
+#[test]
+fn a_bad_percent_escape_is_quoted_as_the_three_bytes_it_spans() {
+    let err = percent_decode_utf8("ab%Zxyz").unwrap_err();
+    assert!(err.message.contains("at byte 2"), "{}", err.message);
+    assert!(err.message.contains(r#""%Zx""#), "{}", err.message);
+    // When the third byte is inside a character, the quote runs to the end of that character.
+    let err = percent_decode_utf8("ab%Zé!").unwrap_err();
+    assert!(err.message.contains(r#""%Zé""#), "{}", err.message);
+}
+
+#[test]
+fn a_pem_line_with_a_character_outside_base64_names_the_line_and_the_byte() {
+    let body = b64(LEAF);
+    let (head, tail) = body.split_at(64);
+    let text = format!(
+        "{BEGIN_CERTIFICATE}\n{head}\n{}!{}\n{END_CERTIFICATE}\n",
+        &tail[..3],
+        &tail[3..]
+    );
+    let err = pem_certificates(&text).unwrap_err();
+    assert_eq!(err.kind, K::BadBase64);
+    assert!(
+        err.message
+            .contains("line 3: byte 3 is not in the base64 alphabet"),
+        "{}",
+        err.message
+    );
+}
+
+#[test]
+fn pem_errors_name_the_line_and_tell_another_label_from_stray_text() {
+    let err = pem_certificates("hello\n").unwrap_err();
+    assert!(
+        err.message
+            .contains("line 1: text outside a CERTIFICATE block"),
+        "{}",
+        err.message
+    );
+    let err = pem_certificates("\n-----BEGIN PRIVATE KEY-----\n").unwrap_err();
+    assert!(
+        err.message.contains("line 2: ")
+            && err
+                .message
+                .contains("is not a `-----BEGIN CERTIFICATE-----` line"),
+        "{}",
+        err.message
+    );
+}
+
+#[test]
+fn der_refuses_the_indefinite_and_over_long_length_forms() {
+    // 0x80 is the indefinite form, never DER, even when 128 bytes do follow.
+    let mut indefinite = vec![0x30, 0x80];
+    indefinite.extend([0; 128]);
+    let err = check_der(&indefinite).unwrap_err();
+    assert!(
+        err.message
+            .contains("unsupported SEQUENCE length form 0x80"),
+        "{}",
+        err.message
+    );
+    let err = check_der(&[0x30, 0x85, 1, 0, 0, 0, 0]).unwrap_err();
+    assert!(
+        err.message
+            .contains("unsupported SEQUENCE length form 0x85"),
+        "{}",
+        err.message
+    );
 }
