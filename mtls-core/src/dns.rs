@@ -775,6 +775,24 @@ mod tests {
     }
 
     #[test]
+    fn error_messages_tell_a_lone_dot_from_a_leading_one_and_a_doubled_one() {
+        assert!(message_of(".").ends_with("a name needs at least one label"));
+        assert!(message_of(".example.com").ends_with("it starts with a dot (an empty label)"));
+        assert!(message_of("a..example.com").ends_with("two dots in a row (an empty label)"));
+    }
+
+    #[test]
+    fn error_message_for_a_partial_wildcard_alone_gives_an_example() {
+        assert!(
+            message_of("f*").ends_with(
+                r#"a wildcard must be the whole leftmost label (as in "*.example.com")"#
+            ),
+            "{}",
+            message_of("f*")
+        );
+    }
+
+    #[test]
     fn error_exposes_the_full_input_and_the_kind() {
         let long = format!("{}.b", "a".repeat(300));
         let err = DnsPattern::parse(&long).expect_err("label too long");

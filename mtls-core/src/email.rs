@@ -218,6 +218,29 @@ mod tests {
     }
 
     #[test]
+    fn domains_with_hyphens_and_underscores_inside_labels_are_accepted() {
+        for good in [
+            "a@my-host.example.com",
+            "@_mail.example.com",
+            "a@x1-y_2.example",
+        ] {
+            assert!(EmailPattern::parse(good).is_ok(), "{good:?}");
+        }
+    }
+
+    #[test]
+    fn display_is_the_normalised_pattern_text() {
+        let p = EmailPattern::parse("Ops@Example.COM").unwrap();
+        assert_eq!(p.to_string(), "Ops@example.com");
+    }
+
+    #[test]
+    fn debug_names_the_type_and_the_pattern() {
+        let p = EmailPattern::parse("@example.com").unwrap();
+        assert_eq!(format!("{p:?}"), "EmailPattern(@example.com)");
+    }
+
+    #[test]
     fn normalize_lowercases_only_the_domain() {
         assert_eq!(normalize_email("Ab@EX.com").as_deref(), Some("Ab@ex.com"));
         assert_eq!(normalize_email("@ex.com"), None);

@@ -245,6 +245,27 @@ mod tests {
     }
 
     #[test]
+    fn full_length_prefixes_are_single_hosts() {
+        // The upper bounds are inclusive: /32 and /128 are valid, one more bit is not.
+        let v4 = IpNetwork::parse("10.0.0.1/32").unwrap();
+        assert_eq!(v4.prefix_len(), 32);
+        assert!(v4.contains(ip("10.0.0.1")));
+        assert!(!v4.contains(ip("10.0.0.2")));
+        let v6 = IpNetwork::parse("2001:db8::1/128").unwrap();
+        assert_eq!(v6.prefix_len(), 128);
+        assert!(v6.contains(ip("2001:db8::1")));
+        assert!(!v6.contains(ip("2001:db8::2")));
+        assert!(IpNetwork::parse("10.0.0.1/33").is_err());
+        assert!(IpNetwork::parse("2001:db8::1/129").is_err());
+    }
+
+    #[test]
+    fn debug_names_the_type_and_the_network() {
+        let net = IpNetwork::parse("192.168.0.0/16").unwrap();
+        assert_eq!(format!("{net:?}"), "IpNetwork(192.168.0.0/16)");
+    }
+
+    #[test]
     fn display_round_trips() {
         for s in ["10.0.0.0/8", "10.0.0.1", "fd00::/8", "::1"] {
             assert_eq!(IpNetwork::parse(s).unwrap().to_string(), s);

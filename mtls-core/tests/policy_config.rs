@@ -176,3 +176,22 @@ fn not_of_a_map_with_several_keys_denies_only_a_certificate_that_has_them_all() 
         )
     );
 }
+
+#[test]
+fn a_policy_that_is_not_a_map_says_what_a_policy_is() {
+    let err = toml_policy("policy = \"san\"\n").unwrap_err().to_string();
+    assert!(
+        err.contains("expected a policy: a map of rule keys (san, uri,"),
+        "{err}"
+    );
+    assert!(err.contains("or combinators (any, all, not)"), "{err}");
+}
+
+#[test]
+fn a_rule_value_that_is_not_text_says_a_string_or_a_list_is_expected() {
+    let err = toml_policy("[policy]\nsan = 5\n").unwrap_err().to_string();
+    assert!(
+        err.contains("expected a string or a list of strings"),
+        "{err}"
+    );
+}

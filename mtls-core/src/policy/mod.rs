@@ -369,6 +369,9 @@ pub fn suggest_key(key: &str, extra: &[&'static str]) -> Option<&'static str> {
     // every two-letter word is within two edits of `cn`.
     let limit = if lower.len() <= 4 { 1 } else { 2 };
     candidates
+        // The distance is at least the difference in length: skip the rest (a 64 KiB "key"
+        // costs one length comparison per candidate, not a table).
+        .filter(|k| k.len().abs_diff(lower.len()) <= limit)
         .map(|k| (edit_distance(&lower, k), k))
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, _)| *d)
@@ -376,12 +379,8 @@ pub fn suggest_key(key: &str, extra: &[&'static str]) -> Option<&'static str> {
 }
 
 /// Optimal string alignment distance (Levenshtein plus adjacent swaps), on bytes: keys are ASCII.
-fn edit_distance(a: &str, b: &str) -> usize {
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
     let (a, b) = (a.as_bytes(), b.as_bytes());
-    // Keys are short; a policy key longer than this is no near miss of anything.
-    if a.len() > 64 {
-        return usize::MAX;
-    }
     let mut rows = vec![vec![0usize; b.len() + 1]; a.len() + 1];
     for (i, row) in rows.iter_mut().enumerate() {
         row[0] = i;

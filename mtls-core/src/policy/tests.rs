@@ -653,6 +653,34 @@ mod key_names {
     }
 
     #[test]
+    fn a_long_key_two_edits_off_is_suggested_and_a_short_one_is_not() {
+        // Two letters left out of an eighteen-letter key: still that key.
+        assert_eq!(
+            suggest_key("spiffe_pth_prefx", &[]),
+            Some("spiffe_path_prefix")
+        );
+        // Two edits from a two-letter key is any two-letter word: no suggestion.
+        assert_eq!(suggest_key("zz", &[]), None);
+    }
+
+    #[test]
+    fn the_edit_distance_counts_an_adjacent_swap_as_one_edit() {
+        use crate::policy::edit_distance;
+        for (a, b, d) in [
+            ("", "abc", 3),
+            ("kitten", "sitting", 3),
+            ("ab", "ba", 1),
+            ("abcd", "badc", 2),
+            ("spiffe", "spifef", 1),
+            // Optimal string alignment: a swapped pair is not edited again.
+            ("ca", "abc", 3),
+        ] {
+            assert_eq!(edit_distance(a, b), d, "{a:?} {b:?}");
+            assert_eq!(edit_distance(b, a), d, "{b:?} {a:?}");
+        }
+    }
+
+    #[test]
     fn a_very_long_key_gets_no_suggestion_and_no_quadratic_work() {
         let long = "x".repeat(100_000);
         assert_eq!(suggest_key(&long, &[]), None);
