@@ -151,13 +151,19 @@
 // over `doc_auto_cfg` (removed in Rust 1.92) and marks feature-gated items by itself.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(any(feature = "server", feature = "client"))]
+mod ca_windows;
 mod cert;
+#[cfg(feature = "client")]
+pub mod client;
 #[cfg(feature = "axum")]
 mod extract;
 #[cfg(feature = "tonic")]
 pub mod grpc;
 mod layer;
 pub mod logging;
+#[cfg(any(feature = "server", feature = "client"))]
+mod pem_files;
 pub mod proxy;
 mod rejection;
 #[cfg(feature = "server")]
@@ -170,9 +176,13 @@ pub mod __private;
 mod guards;
 
 pub use cert::{CertSource, ClientCert, RequestClientCertExt};
+#[cfg(feature = "client")]
+pub use client::{ClientReloadHandle, MtlsClientConfig, MtlsClientConfigBuilder, ServerDenied};
 #[cfg(feature = "macros")]
 pub use guards::{check_policies, PolicyCheckError};
 pub use layer::{RequireClientCert, RequireClientCertLayer, ResponseFuture};
+#[cfg(any(feature = "server", feature = "client"))]
+pub use pem_files::{ConfigError, ConfigSide};
 pub use proxy::{ForwardedFormat, PeerAddr, ProxyHeaderError, TrustedProxy, TrustedProxyLayer};
 pub use rejection::{CertRejection, DefaultRejection, RejectionKind, RejectionResponse};
 #[cfg(feature = "server")]
@@ -181,9 +191,9 @@ pub use server::limits;
 pub use server::{serve, serve_with_shutdown, MtlsMakeService, RequestBody, RequestBodyError};
 #[cfg(feature = "server")]
 pub use server::{
-    AddClientCert, CertExpiry, ConfigError, MtlsConfig, MtlsConfigBuilder, MtlsListener,
-    MtlsListenerBuilder, MtlsStream, ReloadHandle, DEFAULT_EXPIRY_WARNING,
-    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_HANDSHAKES,
+    AddClientCert, CertExpiry, MtlsConfig, MtlsConfigBuilder, MtlsListener, MtlsListenerBuilder,
+    MtlsStream, ReloadHandle, DEFAULT_EXPIRY_WARNING, DEFAULT_HANDSHAKE_TIMEOUT,
+    DEFAULT_MAX_HANDSHAKES,
 };
 
 pub use mtls_core;

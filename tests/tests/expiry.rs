@@ -240,6 +240,50 @@ async fn a_connection_is_closed_when_the_crls_next_update_passes() {
     closed_after(&server, &pki, &leaf, next_update).await;
 }
 
+/// A client CA that expires in `secs` seconds, a server that trusts it (and serves with
+/// `pki`'s server certificate), a leaf of it good for 30 days, and the CA's `notAfter`.
+async fn short_client_ca(pki: &Pki, secs: u64) -> (Server, TestCert, SystemTime) {
+    let now = SystemTime::now();
+    let ca = mtls_tower::testing::TestCa::with_validity(
+        "Short client CA",
+        now - Duration::from_secs(60),
+        now + Duration::from_secs(secs),
+    );
+    let (_, end) = mtls_core::identity::validity_of(ca.cert_der().as_ref()).unwrap();
+    let config = pki
+        .config()
+        .client_ca_certs(vec![ca.cert_der().clone()])
+        .build()
+        .unwrap();
+    let leaf = ca.leaf().common_name("long-leaf").build();
+    (Server::start(config, app()).await, leaf, end)
+}
+
+#[tokio::test]
+async fn a_connection_is_closed_when_its_client_ca_expires() {
+    // webpki never checks a trust anchor's dates; we do, so a client CA's end ends the access
+    // of every client it issued, open connections included.
+    let pki = Pki::new();
+    let (server, leaf, ca_end) = short_client_ca(&pki, 3).await;
+    closed_after(&server, &pki, &leaf, ca_end).await;
+}
+
+#[tokio::test]
+async fn after_its_client_ca_expires_a_client_can_neither_resume_nor_handshake() {
+    let pki = Pki::new();
+    let (server, leaf, ca_end) = short_client_ca(&pki, 5).await;
+    let client = TestClient::new(&pki.ca).with_cert(&leaf);
+    let answer = resume_after(&client, &server, ca_end).await;
+    assert!(
+        answer.is_empty(),
+        "a resumed session past its client CA's end was answered: {:?}",
+        String::from_utf8_lossy(&answer)
+    );
+    let fresh = TestClient::new(&pki.ca).with_cert(&leaf);
+    let outcome = fresh.get(server.addr, "/").await;
+    assert!(outcome.refused_with("CertificateExpired"), "{outcome:?}");
+}
+
 #[tokio::test]
 async fn an_http2_stream_ends_and_no_new_request_is_served_after_the_leaf_expires() {
     let pki = Pki::new();

@@ -141,6 +141,71 @@ async fn allowed_client_reaches_the_method_with_its_handshake_identity() {
     );
 }
 
+/// A tonic channel through `MtlsClientConfig::connector()` (not tonic's own TLS), presenting
+/// `cert` and authorizing the server by `server_policy`.
+fn channel_through_connector(
+    pki: &Pki,
+    server: &Server,
+    cert: &TestCert,
+    server_policy: Policy,
+) -> Channel {
+    let config = mtls_tower::MtlsClientConfig::builder()
+        .client_cert(cert.chain().to_vec(), cert.key_der())
+        .server_ca_certs(vec![pki.ca.cert_der().clone()])
+        .authorize_server(server_policy)
+        .verify_hostname_too()
+        .alpn_protocols(vec![b"h2".to_vec()])
+        .build()
+        .unwrap();
+    // `http://`: tonic adds no TLS of its own; the connector always does.
+    tonic::transport::Endpoint::from_shared(format!("http://localhost:{}", server.addr.port()))
+        .unwrap()
+        .connect_with_connector_lazy(config.connector())
+}
+
+#[tokio::test]
+async fn a_tonic_channel_through_the_client_connector_reaches_the_method() {
+    let pki = Pki::new();
+    let server = start(pki.config().build().unwrap(), trust_domain()).await;
+    let billing = spiffe(&pki, BILLING);
+    let channel =
+        channel_through_connector(&pki, &server, &billing, Policy::cn("localhost").unwrap());
+    let reply = GreeterClient::new(channel)
+        .say_hello(hello())
+        .await
+        .unwrap();
+    assert_eq!(
+        reply.into_inner().message,
+        format!("{BILLING} 127.0.0.1 {}", server.addr.port())
+    );
+}
+
+#[tokio::test]
+async fn a_tonic_channel_through_the_client_connector_refuses_a_denied_server() {
+    let pki = Pki::new();
+    let server = start(pki.config().build().unwrap(), trust_domain()).await;
+    let billing = spiffe(&pki, BILLING);
+    let channel =
+        channel_through_connector(&pki, &server, &billing, Policy::cn("billing-api").unwrap());
+    let status = GreeterClient::new(channel)
+        .say_hello(hello())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status}");
+    let mut chain = Vec::new();
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&status);
+    while let Some(e) = source {
+        chain.push(e.to_string());
+        source = e.source();
+    }
+    assert!(
+        chain
+            .iter()
+            .any(|e| e.contains("refused by the server policy")),
+        "{chain:?}"
+    );
+}
+
 #[tokio::test]
 async fn method_policy_denial_is_permission_denied() {
     let pki = Pki::new();

@@ -7,12 +7,13 @@ use std::time::{Duration, SystemTime};
 
 use mtls_core::ClientIdentity;
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
 
-use super::verifier::ClientAuthEkuVerifier;
+use super::verifier::{client_cas_valid_until, ClientCa, ClientVerifier};
+pub(crate) use crate::pem_files::ConfigError;
+use crate::pem_files::{pem_certs, read, PemProblem, Source};
 
 /// A rustls [`ServerConfig`] for mutual TLS, built by [`MtlsConfig::builder`].
 ///
@@ -24,6 +25,7 @@ use super::verifier::ClientAuthEkuVerifier;
 /// | only the configured client CA bundle is trusted; an empty bundle or one holding a non-CA certificate is an error | none |
 /// | TLS 1.3 only | [`allow_tls12`](MtlsConfigBuilder::allow_tls12) (ECDHE + AEAD suites only, as rustls offers no others) |
 /// | the client leaf must list the clientAuth EKU | [`allow_missing_client_auth_eku`](MtlsConfigBuilder::allow_missing_client_auth_eku) (then a leaf *without* an EKU extension is accepted; a serverAuth-only leaf never is) |
+/// | a client CA vouches only within its own validity period (webpki ignores a trust anchor's dates), and a connection ends when the earliest client CA valid at its handshake expires | none |
 /// | with CRLs: every certificate of the chain is checked, unknown status and expired CRLs are refused | [`allow_unknown_revocation_status`](MtlsConfigBuilder::allow_unknown_revocation_status), [`allow_expired_crls`](MtlsConfigBuilder::allow_expired_crls) |
 /// | ALPN `h2`, `http/1.1` | [`alpn_protocols`](MtlsConfigBuilder::alpn_protocols) |
 ///
@@ -39,6 +41,9 @@ pub struct MtlsConfig {
     /// The client certificate verifier inside `server_config`, to verify a resumed session's
     /// stored chain again (rustls keeps its own private).
     verifier: Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>,
+    /// The client CAs and their validity periods: a connection ends when the earliest of those
+    /// valid at its handshake expires.
+    client_cas: Arc<[ClientCa]>,
     /// [`MtlsConfigBuilder::expiry_warning`]: used at build, at each reload, and every six hours.
     expiry_warning: Duration,
     /// The builder this configuration came from, to read its files again
@@ -190,12 +195,51 @@ impl MtlsConfig {
         }
     }
 
+    /// The earliest `notAfter` among the client CAs valid at `now`, past which a connection
+    /// admitted at `now` is not served (`None` for a bare `rustls::ServerConfig`, or without a
+    /// CA valid now).
+    pub(crate) fn client_cas_valid_until(&self, now: SystemTime) -> Option<SystemTime> {
+        client_cas_valid_until(&self.client_cas, now)
+    }
+
     /// How [`files`](Self::files) looked just before this configuration read them.
     pub(crate) fn file_stamps(&self) -> &[Option<FileStamp>] {
         &self.stamps
     }
 
-    pub(crate) fn client_verifier(
+    /// The client certificate verifier this configuration's handshakes use, for those who build
+    /// their own rustls configuration (a second listener, a QUIC endpoint) or check a chain
+    /// outside a handshake. `None` for a configuration made from a bare `rustls::ServerConfig`.
+    ///
+    /// It applies every check of the table above: the chain must lead to one of the client CAs
+    /// at the `now` it is given, each certificate of it must be absent from the CRLs (with the
+    /// same rules on unknown status and expired CRLs), and the leaf must list the clientAuth
+    /// EKU unless that was loosened. Whether a certificate is *required* is its
+    /// `client_auth_mandatory()`. What it does not do is the work of a
+    /// [`RequireClientCertLayer`](crate::RequireClientCertLayer) policy: any client of these
+    /// CAs passes.
+    ///
+    /// ```
+    /// use mtls_core::testing::TestPki;
+    /// use mtls_tower::MtlsConfig;
+    /// use rustls::pki_types::UnixTime;
+    ///
+    /// let pki = TestPki::new();
+    /// let server = pki.ca.server_cert("localhost");
+    /// let config = MtlsConfig::builder()
+    ///     .server_cert(server.chain().to_vec(), server.key_der())
+    ///     .client_ca_certs(vec![pki.ca.cert_der().clone()])
+    ///     .build()?;
+    /// let verifier = config.client_cert_verifier().expect("built by MtlsConfig");
+    ///
+    /// let alice = pki.ca.leaf().common_name("alice").build();
+    /// let stranger = pki.rogue_ca.leaf().common_name("alice").build();
+    /// let now = UnixTime::now();
+    /// assert!(verifier.verify_client_cert(&alice.chain()[0], &alice.chain()[1..], now).is_ok());
+    /// assert!(verifier.verify_client_cert(&stranger.chain()[0], &[], now).is_err());
+    /// # Ok::<(), mtls_tower::ConfigError>(())
+    /// ```
+    pub fn client_cert_verifier(
         &self,
     ) -> Option<Arc<dyn rustls::server::danger::ClientCertVerifier>> {
         self.verifier.clone()
@@ -218,6 +262,7 @@ impl From<Arc<ServerConfig>> for MtlsConfig {
             expiry: None,
             revocation_valid_until: None,
             verifier: None,
+            client_cas: Arc::new([]),
             expiry_warning: DEFAULT_EXPIRY_WARNING,
             recipe: None,
             stamps: Vec::new(),
@@ -239,145 +284,16 @@ impl fmt::Debug for MtlsConfig {
     }
 }
 
-/// Why an [`MtlsConfig`] could not be built. Every error names the input it is about: the
-/// file's path, or `(in memory)` for certificates and keys given as values.
-///
-/// `Debug` prints the same sentence as `Display`, so that a `main` returning
-/// `Result<(), Box<dyn Error>>` shows `Error: cannot read server private key server.key: No such
-/// file or directory (os error 2)` rather than a nest of variant names. Match on the variants
-/// for the structure.
-#[derive(thiserror::Error)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// A file could not be read.
-    #[error("cannot read {what} {}: {source}", path.display())]
-    Io {
-        /// What the file was for ("server certificate chain", "client CA bundle", ...).
-        what: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// An input is not valid: not PEM (or DER, for CRLs), or not a usable certificate or key.
-    #[error("{what} {source_name} is not valid: {reason}")]
-    Malformed {
-        /// What the input was for.
-        what: &'static str,
-        /// The file, or `(in memory)`.
-        source_name: String,
-        /// What is wrong.
-        reason: String,
-    },
-    /// A certificate file or list holds no certificate.
-    #[error("{what} {source_name} holds no certificates")]
-    NoCertificates {
-        /// What the input was for.
-        what: &'static str,
-        /// The file, or `(in memory)`.
-        source_name: String,
-    },
-    /// The client CA bundle holds a certificate that is not a CA.
-    #[error("client CA bundle {source_name} holds a leaf certificate, not a CA (certificate {index}, {subject}); a client CA bundle must hold only CA certificates")]
-    NotACa {
-        /// The file, or `(in memory)`.
-        source_name: String,
-        /// Position in the bundle, from 0.
-        index: usize,
-        /// The certificate's subject, RFC 4514.
-        subject: String,
-    },
-    /// The server private key file holds no key.
-    #[error("server private key {source_name} holds no private key")]
-    NoPrivateKey {
-        /// The file, or `(in memory)`.
-        source_name: String,
-    },
-    /// The private key does not belong to the server certificate: often a rotation caught half
-    /// way, the new certificate written and the old key still in place.
-    #[error("the server private key {key} does not match the server certificate {chain} (if they are being replaced, write both, then reload): {source}")]
-    KeyMismatch {
-        /// The certificate chain's file, or `(in memory)`.
-        chain: String,
-        /// The key's file, or `(in memory)`.
-        key: String,
-        /// What rustls found.
-        #[source]
-        source: rustls::Error,
-    },
-    /// A required part was not configured.
-    #[error("no {what} configured; call {setters}")]
-    Missing {
-        /// What is missing.
-        what: &'static str,
-        /// The builder methods that set it.
-        setters: &'static str,
-    },
-    /// Neither the `ring` nor the `aws-lc-rs` feature is enabled and no provider was given.
-    #[error("no crypto provider: enable the `ring` or `aws-lc-rs` feature of mtls-tower, or call `crypto_provider(..)`")]
-    NoCryptoProvider,
-    /// rustls refused the client certificate verifier built from the client CA bundle and the
-    /// CRLs (for example an unusable CRL).
-    #[error("client certificate verifier ({inputs}): {source}")]
-    Verifier {
-        /// The inputs it was built from: `client CA bundle ca.pem, CRLs a.crl, b.crl`.
-        inputs: String,
-        /// What rustls found.
-        #[source]
-        source: rustls::server::VerifierBuilderError,
-    },
-    /// rustls refused the protocol versions for the crypto provider.
-    #[error("cannot build the TLS server configuration: {0}")]
-    Rustls(#[source] rustls::Error),
-    /// [`MtlsConfig::rebuild`] (or a reload from files) on a configuration made from a bare
-    /// `rustls::ServerConfig`, which has no files to read again.
-    #[error("this configuration was made from a rustls ServerConfig, not by MtlsConfig::builder(), so it has no files to read again; reload it with ReloadHandle::reload or reload_with")]
-    NotRebuildable,
-}
-
-impl fmt::Debug for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The Display text already carries the source's message.
-        fmt::Display::fmt(self, f)
-    }
-}
-
 /// How long before the server certificate expires a warning is logged, unless configured.
 pub const DEFAULT_EXPIRY_WARNING: Duration = Duration::from_secs(30 * 86400);
 
-/// The crate's default crypto provider: ring (feature `ring`), else aws-lc-rs (feature
-/// `aws-lc-rs`). Never installed process-wide.
+/// The crate's default crypto provider (ring, else aws-lc-rs). Never installed process-wide.
 pub(crate) fn default_provider() -> Result<Arc<CryptoProvider>, ConfigError> {
-    #[cfg(feature = "ring")]
-    {
-        Ok(Arc::new(rustls::crypto::ring::default_provider()))
-    }
-    #[cfg(all(not(feature = "ring"), feature = "aws-lc-rs"))]
-    {
-        Ok(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-    }
-    #[cfg(not(any(feature = "ring", feature = "aws-lc-rs")))]
-    {
-        Err(ConfigError::NoCryptoProvider)
-    }
+    crate::pem_files::default_provider().ok_or(ConfigError::NoCryptoProvider)
 }
 
-/// Where a PEM/DER input came from, for error messages.
-#[derive(Clone)]
-enum Source<T> {
-    File(PathBuf),
-    Memory(T),
-}
-
-impl<T> Source<T> {
-    fn name(&self) -> String {
-        match self {
-            Source::File(p) => p.display().to_string(),
-            Source::Memory(_) => "(in memory)".to_owned(),
-        }
-    }
-}
+/// Each client CA's RFC 4514 subject and `notAfter`.
+type CaExpiry = Vec<(String, SystemTime)>;
 
 type ServerKey = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
 
@@ -421,35 +337,6 @@ impl fmt::Debug for MtlsConfigBuilder {
             .field("allow_expired_crls", &self.allow_expired_crls)
             .finish_non_exhaustive()
     }
-}
-
-fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, ConfigError> {
-    std::fs::read(path).map_err(|source| ConfigError::Io {
-        what,
-        path: path.to_owned(),
-        source,
-    })
-}
-
-fn pem_certs(
-    what: &'static str,
-    name: &str,
-    pem: &[u8],
-) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
-    let certs = CertificateDer::pem_slice_iter(pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| ConfigError::Malformed {
-            what,
-            source_name: name.to_owned(),
-            reason: e.to_string(),
-        })?;
-    if certs.is_empty() {
-        return Err(ConfigError::NoCertificates {
-            what,
-            source_name: name.to_owned(),
-        });
-    }
-    Ok(certs)
 }
 
 impl MtlsConfigBuilder {
@@ -614,14 +501,15 @@ impl MtlsConfigBuilder {
                     &read(WHAT, chain_path)?,
                 )?;
                 let key_pem = read("server private key", key_path)?;
-                let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| match e {
-                    rustls::pki_types::pem::Error::NoItemsFound => ConfigError::NoPrivateKey {
-                        source_name: key_path.display().to_string(),
-                    },
-                    e => ConfigError::Malformed {
+                let key = crate::pem_files::private_key(&key_pem).map_err(|e| match e {
+                    PemProblem::Empty => ConfigError::NoPrivateKey {
                         what: "server private key",
                         source_name: key_path.display().to_string(),
-                        reason: e.to_string(),
+                    },
+                    PemProblem::Malformed(reason) => ConfigError::Malformed {
+                        what: "server private key",
+                        source_name: key_path.display().to_string(),
+                        reason,
                     },
                 })?;
                 Ok((chain, key))
@@ -640,7 +528,8 @@ impl MtlsConfigBuilder {
         }
     }
 
-    fn load_client_ca(&self) -> Result<(RootCertStore, Vec<(String, SystemTime)>), ConfigError> {
+    /// The client CAs, and each one's subject with its `notAfter` (for [`CertExpiry`]).
+    fn load_client_ca(&self) -> Result<(Vec<ClientCa>, CaExpiry), ConfigError> {
         const WHAT: &str = "client CA bundle";
         let source = self.client_ca.as_ref().ok_or(ConfigError::Missing {
             what: WHAT,
@@ -657,7 +546,10 @@ impl MtlsConfigBuilder {
             }
             Source::Memory(certs) => certs.clone(),
         };
+        // Each certificate is added to a store here only to refuse one rustls cannot use as a
+        // trust anchor, with its name and index; the verifier builds its own stores.
         let mut roots = RootCertStore::empty();
+        let mut cas = Vec::new();
         let mut expiry = Vec::new();
         for (index, cert) in certs.into_iter().enumerate() {
             // Pinning a leaf as a "CA" would trust whatever its key signs, and hints at a mixed-up
@@ -669,59 +561,28 @@ impl MtlsConfigBuilder {
             })?;
             if !id.is_ca() {
                 return Err(ConfigError::NotACa {
+                    what: WHAT,
                     source_name: name,
                     index,
                     subject: id.subject().to_string(),
                 });
             }
             expiry.push((id.subject().to_string(), id.not_after()));
+            cas.push(ClientCa::new(cert.clone(), &id));
             roots.add(cert).map_err(|e| ConfigError::Malformed {
                 what: WHAT,
                 source_name: name.clone(),
                 reason: format!("certificate {index}: {e}"),
             })?;
         }
-        Ok((roots, expiry))
+        Ok((cas, expiry))
     }
 
     /// Each CRL, with the name of the input it came from.
     fn load_crls(
         &self,
     ) -> Result<Vec<(String, CertificateRevocationListDer<'static>)>, ConfigError> {
-        const WHAT: &str = "CRL file";
-        let mut out = Vec::new();
-        for source in &self.crls {
-            let name = source.name();
-            match source {
-                Source::Memory(crls) => out.extend(crls.iter().map(|c| (name.clone(), c.clone()))),
-                Source::File(path) => {
-                    let bytes = read(WHAT, path)?;
-                    if bytes.first() == Some(&0x30) {
-                        // A DER CRL starts with a SEQUENCE tag; PEM starts with text.
-                        out.push((name, CertificateRevocationListDer::from(bytes)));
-                        continue;
-                    }
-                    let crls = CertificateRevocationListDer::pem_slice_iter(&bytes)
-                        .collect::<Result<Vec<_>, _>>()
-                        .map_err(|e| ConfigError::Malformed {
-                            what: WHAT,
-                            source_name: path.display().to_string(),
-                            reason: e.to_string(),
-                        })?;
-                    if crls.is_empty() {
-                        return Err(ConfigError::Malformed {
-                            what: WHAT,
-                            source_name: path.display().to_string(),
-                            reason:
-                                "no X509 CRL found (expected PEM `-----BEGIN X509 CRL-----` or DER)"
-                                    .into(),
-                        });
-                    }
-                    out.extend(crls.into_iter().map(|c| (name.clone(), c)));
-                }
-            }
-        }
-        Ok(out)
+        crate::pem_files::load_crls(&self.crls)
     }
 
     /// Reads and checks everything, and builds the configuration. The configuration keeps this
@@ -738,8 +599,7 @@ impl MtlsConfigBuilder {
         let provider = this.provider()?;
         let (chain, key) = this.load_server()?;
         let (chain_name, key_name) = this.server_names();
-        let (roots, ca_expiry) = this.load_client_ca()?;
-        let roots = Arc::new(roots);
+        let (client_cas, ca_expiry) = this.load_client_ca()?;
         let server_not_after = ClientIdentity::from_der(&chain[0])
             .map_err(|e| ConfigError::Malformed {
                 what: "server certificate chain",
@@ -767,27 +627,45 @@ impl MtlsConfigBuilder {
             earliest
         };
 
-        let mut verifier = WebPkiClientVerifier::builder_with_provider(roots, provider.clone());
-        if !crls.is_empty() {
-            verifier = verifier.with_crls(crls.into_iter().map(|(_, crl)| crl));
-            if !this.allow_expired_crls {
-                verifier = verifier.enforce_revocation_expiration();
+        let crls: Vec<_> = crls.into_iter().map(|(_, crl)| crl).collect();
+        let build_verifier = {
+            let provider = provider.clone();
+            let (client_auth_optional, allow_expired_crls, allow_unknown_revocation_status) = (
+                this.client_auth_optional,
+                this.allow_expired_crls,
+                this.allow_unknown_revocation_status,
+            );
+            move |cas: &[CertificateDer<'static>]| {
+                let mut roots = RootCertStore::empty();
+                // Each was added once already (load_client_ca), so none fails here.
+                roots.add_parsable_certificates(cas.iter().cloned());
+                let mut verifier =
+                    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
+                if !crls.is_empty() {
+                    verifier = verifier.with_crls(crls.iter().cloned());
+                    if !allow_expired_crls {
+                        verifier = verifier.enforce_revocation_expiration();
+                    }
+                    if allow_unknown_revocation_status {
+                        verifier = verifier.allow_unknown_revocation_status();
+                    }
+                }
+                if client_auth_optional {
+                    verifier = verifier.allow_unauthenticated();
+                }
+                verifier.build()
             }
-            if this.allow_unknown_revocation_status {
-                verifier = verifier.allow_unknown_revocation_status();
-            }
-        }
-        if this.client_auth_optional {
-            verifier = verifier.allow_unauthenticated();
-        }
-        let verifier = verifier.build().map_err(|source| ConfigError::Verifier {
+        };
+        let verifier = ClientVerifier::new(
+            client_cas.clone(),
+            Box::new(build_verifier),
+            !this.allow_missing_client_auth_eku,
+        )
+        .map_err(|source| ConfigError::Verifier {
             inputs: this.verifier_inputs(),
             source,
         })?;
-        let verifier = Arc::new(ClientAuthEkuVerifier::new(
-            verifier,
-            !this.allow_missing_client_auth_eku,
-        ));
+        let verifier = Arc::new(verifier);
         let client_verifier: Arc<dyn rustls::server::danger::ClientCertVerifier> = verifier.clone();
 
         let versions: &[&'static rustls::SupportedProtocolVersion] = if this.allow_tls12 {
@@ -801,6 +679,7 @@ impl MtlsConfigBuilder {
             .with_client_cert_verifier(verifier);
         let mut config = builder.with_single_cert(chain, key).map_err(|e| match e {
             source @ rustls::Error::InconsistentKeys(_) => ConfigError::KeyMismatch {
+                side: crate::pem_files::ConfigSide::Server,
                 chain: chain_name,
                 key: key_name.clone(),
                 source,
@@ -826,6 +705,7 @@ impl MtlsConfigBuilder {
             expiry: Some(expiry),
             revocation_valid_until,
             verifier: Some(client_verifier),
+            client_cas: client_cas.into(),
             expiry_warning: this.expiry_warning.unwrap_or(DEFAULT_EXPIRY_WARNING),
             recipe: Some(Arc::clone(recipe)),
             stamps,

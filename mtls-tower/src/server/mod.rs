@@ -16,7 +16,7 @@ mod verifier;
 #[cfg(feature = "axum")]
 pub use body::{RequestBody, RequestBodyError};
 pub(crate) use config::default_provider;
-pub use config::{CertExpiry, ConfigError, MtlsConfig, MtlsConfigBuilder, DEFAULT_EXPIRY_WARNING};
+pub use config::{CertExpiry, MtlsConfig, MtlsConfigBuilder, DEFAULT_EXPIRY_WARNING};
 pub use connection::AddClientCert;
 pub use listener::{
     MtlsListener, MtlsListenerBuilder, MtlsStream, DEFAULT_HANDSHAKE_TIMEOUT,

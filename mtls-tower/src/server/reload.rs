@@ -15,10 +15,13 @@ use tokio::task::JoinHandle;
 use super::config::{CertExpiry, ConfigError, FileStamp, MtlsConfig};
 
 /// What one handshake uses, taken at one moment: the rustls configuration, until when its CRLs
-/// hold, and its client certificate verifier (to verify a resumed session's chain again).
+/// and client CAs hold, and its client certificate verifier (to verify a resumed session's
+/// chain again).
 pub(crate) struct HandshakeConfig {
     pub(crate) server: Arc<ServerConfig>,
     pub(crate) revocation_valid_until: Option<SystemTime>,
+    /// The earliest `notAfter` among the client CAs valid when this was taken.
+    pub(crate) client_cas_valid_until: Option<SystemTime>,
     pub(crate) verifier: Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>,
 }
 
@@ -57,7 +60,8 @@ impl ConfigCell {
         self.with(|c| HandshakeConfig {
             server: c.server_config(),
             revocation_valid_until: c.revocation_valid_until(),
-            verifier: c.client_verifier(),
+            client_cas_valid_until: c.client_cas_valid_until(SystemTime::now()),
+            verifier: c.client_cert_verifier(),
         })
     }
 
