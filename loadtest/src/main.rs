@@ -41,8 +41,10 @@
 //!   connection's task, and `mtls`'s router (layer + `#[require_cert]`) behind `AddClientCert`;
 //! - `mtls-loop`: `MtlsListener` with a hand-written hyper-util loop instead of `mtls_tower::serve`.
 //!
-//! `LOADTEST_BACKLOG=N` in the environment sets the Rust servers' listen backlog (tokio's
-//! `TcpListener::bind` uses 1,024; the kernel caps it at `net.core.somaxconn`).
+//! The Rust servers' listen backlog is what they would get from their own `bind`:
+//! `mtls_tower::limits::DEFAULT_LISTEN_BACKLOG` (4,096) for `mtls` and `mtls-loop`, and tokio's
+//! 1,024 for the hand-written ones. `LOADTEST_BACKLOG=N` in the environment sets it for all of
+//! them (the kernel caps it at `net.core.somaxconn`).
 //!
 //! Every response must be `200 ok`; anything else counts as an error of that server, errors are
 //! shown in the table, and a run with errors exits with a failure. The output is a table of

@@ -70,19 +70,29 @@ pub(crate) fn server_main(kind: ServerKind, pki_dir: &Path) -> ExitCode {
         .build()
         .expect("tokio runtime");
     runtime.block_on(async move {
-        // `LOADTEST_BACKLOG=N`: the Rust servers' listen backlog (tokio's `bind` uses 1,024).
-        let backlog = std::env::var("LOADTEST_BACKLOG").ok();
-        let bound = match backlog.map(|b| b.parse::<u32>()) {
-            Some(Ok(backlog)) => tokio::net::TcpSocket::new_v4().and_then(|s| {
-                s.bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
-                s.listen(backlog)
-            }),
+        // The listen backlog: what `MtlsListener::bind` asks for in the `mtls` servers, tokio's
+        // `TcpListener::bind` 1,024 in the hand-written ones; `LOADTEST_BACKLOG=N` sets it for all.
+        let backlog = match std::env::var("LOADTEST_BACKLOG")
+            .ok()
+            .map(|b| b.parse::<u32>())
+        {
+            Some(Ok(backlog)) => backlog,
             Some(Err(e)) => {
                 eprintln!("loadtest server {}: LOADTEST_BACKLOG: {e}", kind.name());
                 return ExitCode::FAILURE;
             }
-            None => TcpListener::bind("127.0.0.1:0").await,
+            None => match kind {
+                ServerKind::Mtls | ServerKind::MtlsLoop => {
+                    mtls_tower::limits::DEFAULT_LISTEN_BACKLOG
+                }
+                _ => 1024,
+            },
         };
+        let bound = tokio::net::TcpSocket::new_v4().and_then(|s| {
+            s.set_reuseaddr(true)?;
+            s.bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+            s.listen(backlog)
+        });
         let tcp = match bound {
             Ok(l) => l,
             Err(e) => {

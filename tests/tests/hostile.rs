@@ -683,3 +683,64 @@ async fn a_grpc_message_that_stops_half_way_fails_at_the_body_timeout() {
     }
     assert!(started.elapsed() >= Duration::from_millis(400));
 }
+
+/// `MtlsListener::bind` asks the kernel for a queue of 4,096 connections, not tokio's 1,024: at
+/// its connection cap the listener accepts only as it frees room, and a good client's SYN must
+/// wait in the queue rather than be dropped. Linux completes at most `backlog + 1` connections
+/// for a listener that does not accept, so 1,100 of them all connecting tells the two apart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bind_queues_more_connections_than_tokios_default_backlog() {
+    const CONNECTIONS: usize = 1_100;
+    let somaxconn = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|s| s.trim().parse::<usize>().ok());
+    if somaxconn.is_none_or(|n| n < CONNECTIONS) {
+        // The kernel caps every backlog at somaxconn (older than Linux 5.4: 128), so no backlog
+        // can be seen here. Not Linux, or an old kernel: nothing to measure.
+        eprintln!("skipped: net.core.somaxconn is {somaxconn:?}, below {CONNECTIONS}");
+        return;
+    }
+    // This process holds one descriptor per connection.
+    let files = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|s| {
+            let line = s
+                .lines()
+                .find(|l| l.starts_with("Max open files"))?
+                .to_owned();
+            line.split_whitespace().nth(3)?.parse::<usize>().ok()
+        });
+    if files.is_some_and(|n| n < CONNECTIONS + 100) {
+        eprintln!(
+            "skipped: the open-file limit is {files:?}, below {}",
+            CONNECTIONS + 100
+        );
+        return;
+    }
+    let pki = Pki::new();
+    // Never accepted from: the accept loop starts at the first `accept`, so every connection
+    // stays in the kernel's queue.
+    let listener = mtls_tower::MtlsListener::bind("127.0.0.1:0", pki.config().build().unwrap())
+        .await
+        .unwrap();
+    let addr = listener.local_addr();
+    let mut connects = tokio::task::JoinSet::new();
+    for _ in 0..CONNECTIONS {
+        connects.spawn(async move {
+            tokio::time::timeout(Duration::from_secs(3), TcpStream::connect(addr)).await
+        });
+    }
+    let mut open = Vec::with_capacity(CONNECTIONS);
+    let mut failed = 0;
+    while let Some(done) = connects.join_next().await {
+        match done.unwrap() {
+            Ok(Ok(stream)) => open.push(stream),
+            _ => failed += 1,
+        }
+    }
+    assert_eq!(
+        failed, 0,
+        "{failed} of {CONNECTIONS} connections were not queued"
+    );
+    drop(listener);
+}

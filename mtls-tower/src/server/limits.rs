@@ -40,6 +40,7 @@
 //! | limit | default | protects against |
 //! |---|---|---|
 //! | [`max_connections`](crate::MtlsListenerBuilder::max_connections) | half the process's open-file limit, at most 10,000 | running out of file descriptors. At the cap, the oldest unfinished handshake (older than 250 ms), else the oldest connection with no request in flight, is closed for the newcomer (1 s for its GOAWAY, then outright); if every connection is busy, the newcomer waits (the listener never spins) |
+//! | listen backlog ([`MtlsListener::bind`](crate::MtlsListener::bind) only) | 4,096 ([`DEFAULT_LISTEN_BACKLOG`]; the kernel caps it at `net.core.somaxconn`) | good clients' SYNs dropped while the listener is at its cap and attackers fill the kernel's queue; to choose another, bind a `tokio::net::TcpSocket`, `listen(n)`, and pass it to [`MtlsListener::builder`](crate::MtlsListener::builder) |
 //! | [`max_connections_per_ip`](crate::MtlsListenerBuilder::max_connections_per_ip) | none (off: clients behind one NAT or proxy share an address) | one address holding every connection |
 //! | out of file descriptors (`EMFILE`, `ENFILE`) | always | accept backs off (10 ms, doubling to 1 s) and closes up to 8 idle connections or unfinished handshakes, its own first, then other listeners' in the process, so one hoarded listener cannot starve another |
 //!
@@ -112,6 +113,15 @@ use std::time::Duration;
 pub const DEFAULT_CLIENT_HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 /// The default time from accept to a complete handshake.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The listen backlog that [`MtlsListener::bind`](crate::MtlsListener::bind) asks for: how many
+/// connections the kernel completes and queues for the listener before it drops new SYNs.
+///
+/// tokio's `TcpListener::bind` asks for 1,024. At the connection cap the listener accepts only as
+/// fast as it frees room, and an attacker with a valid certificate who re-opens every connection
+/// it loses can fill a 1,024 queue; a good client's SYN is then dropped and retried after 1 s,
+/// then 3 s. A queue above the cap keeps that SYN waiting in line instead (BENCHMARKS.md,
+/// "idle-hoard"). The kernel caps it at `net.core.somaxconn` (4,096 by default since Linux 5.4).
+pub const DEFAULT_LISTEN_BACKLOG: u32 = 4096;
 /// The default bound on handshakes in progress at once.
 pub const DEFAULT_MAX_HANDSHAKES: usize = 1024;
 /// The most open connections a listener takes by default; lower when the process's open-file

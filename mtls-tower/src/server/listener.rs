@@ -329,6 +329,39 @@ impl MtlsListenerBuilder {
     }
 }
 
+/// tokio's `TcpListener::bind` with a backlog of our choosing: each resolved address in turn, the
+/// first that binds wins, and the last error if none does.
+async fn bind_tcp(addr: impl ToSocketAddrs, backlog: u32) -> io::Result<TcpListener> {
+    let mut last_error = None;
+    for addr in tokio::net::lookup_host(addr).await? {
+        match listen_on(addr, backlog) {
+            Ok(tcp) => return Ok(tcp),
+            Err(e) => last_error = Some(e),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the address resolved to no socket address",
+        )
+    }))
+}
+
+fn listen_on(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // As tokio's and std's `bind` do on Unix: a restarted server can bind while its old
+    // connections sit in TIME_WAIT. (On Windows SO_REUSEADDR would let another process steal the
+    // port, so tokio leaves it off there, and so do we.)
+    #[cfg(not(windows))]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
+}
+
 /// Says when the connection cap came out low from the open-file limit: a server that stops at
 /// 512 connections should say why.
 fn limits_log(limits: &Limits) {
@@ -348,11 +381,19 @@ impl MtlsListener {
     /// Binds a TCP listener on `addr` and serves mutual TLS with `config` (an
     /// [`MtlsConfig`](crate::MtlsConfig) or any `Arc<rustls::ServerConfig>`), with the default
     /// limits.
+    ///
+    /// It listens with a backlog of [`DEFAULT_LISTEN_BACKLOG`](crate::limits::DEFAULT_LISTEN_BACKLOG)
+    /// (4,096; tokio's `TcpListener::bind` asks for 1,024), so that good clients wait in the
+    /// kernel's queue rather than lose their SYN while the listener is at its connection cap.
+    /// Like tokio's `bind`, it tries each address `addr` resolves to and keeps the first that
+    /// binds, with `SO_REUSEADDR` set (not on Windows). For another backlog, bind a
+    /// `tokio::net::TcpSocket` yourself and pass its listener to [`MtlsListener::builder`].
     pub async fn bind(
         addr: impl ToSocketAddrs,
         config: impl Into<MtlsConfig>,
     ) -> io::Result<MtlsListener> {
-        MtlsListener::builder(TcpListener::bind(addr).await?, config).build()
+        let tcp = bind_tcp(addr, super::limits::DEFAULT_LISTEN_BACKLOG).await?;
+        MtlsListener::builder(tcp, config).build()
     }
 
     /// Configures a listener on an already bound TCP listener.
@@ -738,11 +779,16 @@ async fn connection(
         },
         _ => None,
     };
-    // The end of what the handshake vouched for: the chain's validity, and with CRLs that must
-    // be current, their `nextUpdate` (a revocation published after it would not be seen).
+    // The end of what the handshake vouched for: the chain's validity, with CRLs that must be
+    // current their `nextUpdate` (a revocation published after it would not be seen), and the
+    // validity of the client CAs valid then. The trust anchor is not in the chain, and which
+    // CA vouched is not known here, so the earliest of them counts: a connection of a client
+    // of a CA that lives on ends too, and its next handshake succeeds.
     let vouched_until = client_cert.as_ref().map(|cert| {
-        used.revocation_valid_until
-            .map_or(cert.valid_until(), |crls| crls.min(cert.valid_until()))
+        [used.revocation_valid_until, used.client_cas_valid_until]
+            .into_iter()
+            .flatten()
+            .fold(cert.valid_until(), SystemTime::min)
     });
     if let (Some(cert), Some(until)) = (&client_cert, vouched_until) {
         // Security: rustls verifies a chain only in a full handshake. A resumed session (TLS 1.3
