@@ -175,6 +175,33 @@ impl DnsPattern {
         }
     }
 
+    /// [`matches`](Self::matches) for a name that [`normalize_dns_name`] already returned (lower
+    /// case, no trailing dot, well-formed): the identity normalises its DNS SANs once per
+    /// connection, so a request's policy check is plain byte comparisons. Given any other text it
+    /// is not a substitute for `matches`, which is why it is not public.
+    pub(crate) fn matches_normalized(&self, name: &str) -> bool {
+        debug_assert_eq!(normalize_dns_name(name).as_deref(), Some(name));
+        if name == self.text.as_str() {
+            return true;
+        }
+        let Some(suffix) = self.wildcard_suffix() else {
+            return false;
+        };
+        // The same rules as `matches`: `name` is one non-empty label, a dot and the suffix, and
+        // a presented `*` is never expanded. The suffix has no `*` (a pattern's wildcard can only
+        // be its whole leftmost label), so only the first label needs looking at. Byte
+        // comparisons rather than `split_once`: this runs on every request.
+        let (name, suffix) = (name.as_bytes(), suffix.as_bytes());
+        debug_assert!(!suffix.contains(&b'*'));
+        let Some(first_len) = name.len().checked_sub(suffix.len() + 1) else {
+            return false;
+        };
+        first_len > 0
+            && name[first_len] == b'.'
+            && &name[first_len + 1..] == suffix
+            && !name[..first_len].iter().any(|&b| b == b'.' || b == b'*')
+    }
+
     /// The normalised pattern text: lower case, without a trailing dot, with `*.` kept for
     /// wildcards.
     #[must_use]
@@ -1126,6 +1153,13 @@ mod proptests {
             match normalize_dns_name(&name) {
                 Some(normalized) => prop_assert_eq!(p.matches(&name), model(&p, &normalized)),
                 None => prop_assert!(!p.matches(&name)),
+            }
+        }
+
+        #[test]
+        fn matches_normalized_agrees_with_matches((p, name) in pattern_and_name()) {
+            if let Some(normalized) = normalize_dns_name(&name) {
+                prop_assert_eq!(p.matches_normalized(&normalized), p.matches(&name));
             }
         }
 

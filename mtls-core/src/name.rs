@@ -16,6 +16,7 @@
 //! ```
 
 use std::fmt;
+use std::sync::OnceLock;
 
 #[cfg(feature = "x509")]
 use x509_parser::der_parser::asn1_rs::{Tag, ToDer};
@@ -76,11 +77,30 @@ impl fmt::Debug for NameAttribute {
 /// Keeps the relative distinguished names in certificate order (most general first, usually
 /// `C`/`O` before `CN`), its RFC 4514 string form (most specific first, as RFC 4514 requires), and the
 /// raw DER.
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone)]
 pub struct DistinguishedName {
     rdns: Vec<Vec<NameAttribute>>,
-    rfc4514: String,
+    /// Formatted from `rdns` on first use: a policy compares attributes, not this text, so most
+    /// connections never need it (only logs, denials and handlers that print the name).
+    rfc4514: OnceLock<String>,
     der: Box<[u8]>,
+}
+
+// By hand, without `rfc4514`: it is a function of `rdns`, and whether it has been formatted yet
+// must not make two equal names unequal.
+impl PartialEq for DistinguishedName {
+    fn eq(&self, other: &Self) -> bool {
+        self.rdns == other.rdns && self.der == other.der
+    }
+}
+
+impl Eq for DistinguishedName {}
+
+impl std::hash::Hash for DistinguishedName {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.rdns.hash(state);
+        self.der.hash(state);
+    }
 }
 
 /// Why a distinguished name could not be parsed.
@@ -130,10 +150,9 @@ impl DistinguishedName {
                     .collect()
             })
             .collect::<Result<_, OidError>>()?;
-        let rfc4514 = format_rfc4514(&rdns);
         Ok(DistinguishedName {
             rdns,
-            rfc4514,
+            rfc4514: OnceLock::new(),
             der: name.as_raw().into(),
         })
     }
@@ -143,8 +162,10 @@ impl DistinguishedName {
     /// Well-known attribute types use their short names (`CN`, `O`, `OU`, `C`, `L`, `ST`, `STREET`,
     /// `DC`, `UID`, `emailAddress`, `serialNumber`, ...), others their dotted OID; non-string values
     /// appear as `#` followed by the hex of their DER encoding.
+    ///
+    /// Formatted on the first call and kept.
     pub fn as_str(&self) -> &str {
-        &self.rfc4514
+        self.rfc4514.get_or_init(|| format_rfc4514(&self.rdns))
     }
 
     /// The raw DER of the `Name`.
@@ -265,13 +286,13 @@ impl DistinguishedName {
 impl fmt::Display for DistinguishedName {
     /// The RFC 4514 form.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.rfc4514)
+        f.write_str(self.as_str())
     }
 }
 
 impl fmt::Debug for DistinguishedName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "DistinguishedName({:?})", self.rfc4514)
+        write!(f, "DistinguishedName({:?})", self.as_str())
     }
 }
 

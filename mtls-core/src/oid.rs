@@ -94,6 +94,45 @@ const KNOWN: &[(&str, &str)] = &[
     ("anyPolicy", "2.5.29.32.0"),
 ];
 
+/// A well-known OID's DER content octets and its dotted text.
+type KnownDer = (Box<[u8]>, &'static str);
+
+/// The DER content octets of every [`KNOWN`] OID, encoded once: a certificate names a dozen or
+/// more OIDs (its attribute types, extensions, key usages), nearly all of them well known, and
+/// looking them up here spares the decimal formatting and the allocation of each, about half of
+/// the cost of reading a leaf into a `ClientIdentity`.
+fn known_der() -> &'static [KnownDer] {
+    static TABLE: std::sync::OnceLock<Vec<KnownDer>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        KNOWN
+            .iter()
+            .filter_map(|&(_, dotted)| Some((encode_der_content(dotted)?, dotted)))
+            .collect()
+    })
+}
+
+/// The DER content octets of a dotted OID whose arcs fit in a `u64` (X.690 §8.19); `None` when
+/// the text is not such an OID. Only used to build [`known_der`]: a test checks that each entry
+/// decodes back to its text.
+fn encode_der_content(dotted: &str) -> Option<Box<[u8]>> {
+    let mut arcs = dotted.split('.').map(|a| a.parse::<u64>().ok());
+    let (first, second) = (arcs.next()??, arcs.next()??);
+    let mut out = Vec::new();
+    let mut push = |v: u64| {
+        // Base 128, most significant group first, the high bit set on all but the last.
+        let groups = (64 - v.leading_zeros()).div_ceil(7).max(1);
+        for g in (0..groups).rev() {
+            let byte = ((v >> (7 * g)) & 0x7f) as u8;
+            out.push(if g == 0 { byte } else { byte | 0x80 });
+        }
+    };
+    push(first.checked_mul(40)?.checked_add(second)?);
+    for arc in arcs {
+        push(arc?);
+    }
+    Some(out.into_boxed_slice())
+}
+
 impl Oid {
     /// `commonName` (2.5.4.3).
     pub const COMMON_NAME: Oid = Oid::from_static("2.5.4.3");
@@ -241,6 +280,11 @@ impl Oid {
         };
         if content.is_empty() {
             return Err(err("empty OBJECT IDENTIFIER"));
+        }
+        // A well-known OID: the exact bytes of its (valid, minimal) encoding, so no check is
+        // skipped; the text is a static string.
+        if let Some((_, dotted)) = known_der().iter().find(|(der, _)| **der == *content) {
+            return Ok(Oid(Cow::Borrowed(dotted)));
         }
         if content.last().is_some_and(|b| b & 0x80 != 0) {
             return Err(err("the last sub-identifier is truncated"));
@@ -435,6 +479,65 @@ mod tests {
     fn unknown_name_is_an_error_that_lists_known_names() {
         let err = Oid::parse_name_or_dotted("clientAuthentication").unwrap_err();
         assert!(err.to_string().contains("clientAuth"), "{err}");
+    }
+
+    /// The slow path of `from_der_content`, for comparison with the table.
+    fn decoded_without_the_table(content: &[u8]) -> String {
+        // Two more zero arcs make an OID that no table entry is (the table's longest relative
+        // of any entry adds one arc: `2.5.29.37.0`), so it takes the decoding path; then the two
+        // arcs come off the text again.
+        let mut longer = content.to_vec();
+        longer.extend_from_slice(&[0x00, 0x00]);
+        let text = Oid::from_der_content(&longer).unwrap();
+        text.as_str().strip_suffix(".0.0").unwrap().to_owned()
+    }
+
+    #[test]
+    fn every_well_known_oid_has_a_table_entry_that_decodes_to_its_text() {
+        assert_eq!(known_der().len(), KNOWN.len(), "every KNOWN entry encodes");
+        for (der, dotted) in known_der() {
+            assert_eq!(decoded_without_the_table(der), *dotted, "{der:02x?}");
+            let oid = Oid::from_der_content(der).unwrap();
+            assert_eq!(oid.as_str(), *dotted);
+            assert_eq!(oid, Oid::parse(dotted).unwrap());
+        }
+    }
+
+    #[test]
+    fn the_table_holds_the_known_encodings() {
+        // Spot checks against encodings written out by hand (X.690 §8.19).
+        let der = |dotted: &str| encode_der_content(dotted).unwrap().into_vec();
+        assert_eq!(der("2.5.4.3"), [0x55, 0x04, 0x03]);
+        assert_eq!(
+            der("1.3.6.1.5.5.7.3.2"),
+            [0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x02]
+        );
+        assert_eq!(
+            der("1.2.840.113549.1.9.1"),
+            [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x01]
+        );
+        assert_eq!(
+            der("0.9.2342.19200300.100.1.25"),
+            [0x09, 0x92, 0x26, 0x89, 0x93, 0xf2, 0x2c, 0x64, 0x01, 0x19]
+        );
+        assert_eq!(der("2.5.29.37.0"), [0x55, 0x1d, 0x25, 0x00]);
+        assert_eq!(encode_der_content("1"), None);
+        assert_eq!(encode_der_content("1.x"), None);
+    }
+
+    #[test]
+    fn a_well_known_prefix_with_more_arcs_is_not_taken_for_the_known_oid() {
+        // 2.5.4.3.1: the bytes of CN followed by one more arc.
+        assert_eq!(
+            Oid::from_der_content(&[0x55, 0x04, 0x03, 0x01])
+                .unwrap()
+                .as_str(),
+            "2.5.4.3.1"
+        );
+        assert_eq!(
+            Oid::from_der_content(&[0x55, 0x04]).unwrap().as_str(),
+            "2.5.4"
+        );
     }
 
     #[test]

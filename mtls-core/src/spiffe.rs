@@ -376,9 +376,14 @@ impl SpiffeId {
     /// ```
     #[must_use]
     pub fn has_path_prefix(&self, prefix: &str) -> bool {
-        if check_path(prefix).is_err() {
-            return false;
-        }
+        check_path(prefix).is_ok() && self.has_checked_path_prefix(prefix)
+    }
+
+    /// [`has_path_prefix`](Self::has_path_prefix) for a prefix already validated as a SPIFFE
+    /// path (what `Policy::spiffe_path_prefix` stores), without validating it again on every
+    /// request. An unvalidated prefix such as `/ns/` would match more than whole segments.
+    pub(crate) fn has_checked_path_prefix(&self, prefix: &str) -> bool {
+        debug_assert!(check_path(prefix).is_ok());
         match self.path().strip_prefix(prefix) {
             Some(rest) => rest.is_empty() || rest.starts_with('/'),
             None => false,

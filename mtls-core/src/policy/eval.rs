@@ -114,7 +114,10 @@ impl AnyIndex {
                 }
             }
         }
-        self.fingerprint.contains(id.fingerprint_sha256()) || self.serial.contains(id.serial())
+        // The emptiness check keeps the leaf unhashed when no fingerprint is listed: the identity
+        // computes its fingerprint on first use.
+        (!self.fingerprint.is_empty() && self.fingerprint.contains(id.fingerprint_sha256()))
+            || self.serial.contains(id.serial())
     }
 }
 
@@ -147,12 +150,15 @@ fn uri_has_prefix(uri: &str, prefix: &str) -> bool {
 #[cfg(feature = "x509")]
 fn rule_matches(rule: &Rule, id: &ClientIdentity) -> bool {
     match rule {
-        Rule::DnsSan(p) => id.dns_names().iter().any(|n| p.matches(n)),
+        // The names normalised once per connection: no per-request lower-casing or label checks.
+        // Malformed SANs are not in the list, and `matches` never admits them either.
+        Rule::DnsSan(p) => id.dns_normalized.iter().any(|n| p.matches_normalized(n)),
         Rule::Uri(u) => id.uris().iter().any(|x| x.as_str() == &**u),
         Rule::UriPrefix(p) => id.uris().iter().any(|x| uri_has_prefix(x, p)),
         Rule::SpiffeId(want) => id.spiffe_id().is_some_and(|s| s == want),
         Rule::TrustDomain(td) => id.spiffe_id().is_some_and(|s| s.trust_domain() == td),
-        Rule::SpiffePathPrefix(p) => id.spiffe_id().is_some_and(|s| s.has_path_prefix(p)),
+        // Validated when the rule was built (`Policy::spiffe_path_prefix`, its only constructor).
+        Rule::SpiffePathPrefix(p) => id.spiffe_id().is_some_and(|s| s.has_checked_path_prefix(p)),
         Rule::Ip(net) => id.ip_addresses().iter().any(|ip| net.contains(*ip)),
         Rule::Email(p) => id.emails().iter().any(|e| p.matches(e)),
         Rule::Subject { oid, value } => id.subject().has_value(oid, value),

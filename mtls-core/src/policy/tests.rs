@@ -230,6 +230,34 @@ fn certificate_policy() {
 }
 
 #[test]
+fn a_policy_without_a_fingerprint_leaves_the_leaf_unhashed() {
+    // The identity hashes its leaf on first use; a policy that never reads the fingerprint must
+    // not pay for it, on allow or deny, through the `any(..)` index or a single rule.
+    let cert = id(|l| l.dns("a.internal").common_name("a"));
+    let indexed = Policy::any([
+        Policy::san("b.internal").unwrap(),
+        Policy::san("c.internal").unwrap(),
+    ])
+    .unwrap();
+    deny_reason(&indexed, &cert);
+    assert_allows(&Policy::san("a.internal").unwrap(), &cert);
+    assert!(cert.fingerprint_is_unset(), "no rule read the fingerprint");
+}
+
+#[test]
+fn a_fingerprint_in_an_any_list_is_matched_through_the_index() {
+    let cert = id(|l| l.dns("a.internal"));
+    let fp = Fingerprint::of_der(cert.der()).to_string();
+    let p = Policy::any([
+        Policy::san("b.internal").unwrap(),
+        Policy::fingerprint(&fp).unwrap(),
+    ])
+    .unwrap();
+    assert_allows(&p, &cert);
+    deny_reason(&p, &id(|l| l.dns("a.internal")));
+}
+
+#[test]
 fn fingerprint_pin() {
     let cert = id(|l| l);
     let fp = cert.fingerprint_sha256().to_string();
